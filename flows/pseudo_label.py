@@ -1,0 +1,69 @@
+"""The ``pseudo_label`` Prefect flow: each (stage, part) is a Prefect task run on Ray.
+
+Prefect gives the run its schedule, state, retries and UI; Ray gives it the
+workers. Each task submits one unit to Ray directly (a remote function) and waits
+for it, which avoids prefect-ray's per-worker temporary Prefect servers. Tasks of
+a part wait only for that part's upstream tasks, so parts stream through stages.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from prefect import flow, task
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from pipeline.config import RunConfig, load_config
+from pipeline.executors import RAY_TASK_RETRIES, ensure_ray, units
+from pipeline.lock import RunLock
+from pipeline.runner import execute_part, finalize, plan_run
+from pipeline.stage_specs import STAGES
+
+
+@functools.cache
+def _ray_unit():
+    import ray
+
+    from pipeline.executors import _remote_execute_part
+
+    return ray.remote(_remote_execute_part)
+
+
+@task(name="stage-part", task_run_name="{stage}-part-{part}")
+def run_stage_part(config: dict[str, Any], stage: str, part: int, keys: dict[str, str]) -> dict[str, Any]:
+    cfg = RunConfig.model_validate(config)
+    if cfg.executor != "ray":
+        return execute_part(cfg, stage, part, keys)
+    import ray
+
+    ensure_ray(cfg.ray_address, cfg.workers)
+    options: dict[str, Any] = {"max_retries": RAY_TASK_RETRIES, "num_cpus": 1}
+    if ray.cluster_resources().get("GPU", 0) and STAGES[stage].wants_gpu(cfg):
+        options["num_gpus"] = 1
+    return ray.get(_ray_unit().options(**options).remote(config, stage, part, keys))
+
+
+@flow(name="pseudo_label", log_prints=True)
+def pseudo_label_flow(config: dict[str, Any]) -> dict[str, Any]:
+    cfg = load_config(config)
+    config = cfg.model_dump(mode="json")
+    with RunLock(cfg.run_dir):
+        plan = plan_run(cfg)
+        if plan.nothing_to_do:
+            print(f"run {cfg.name} is up to date: every stage is cached, nothing to do")
+        else:
+            print(f"plan for run {cfg.name}:\n{plan.describe()}")
+        futures: dict[tuple[str, int], Any] = {}
+        for stage, part in units(plan):
+            deps = [futures[(inp, part)] for inp in STAGES[stage].inputs if (inp, part) in futures]
+            futures[(stage, part)] = run_stage_part.submit(config, stage, part, plan.keys, wait_for=deps)
+        results = [future.result() for future in futures.values()]
+        return finalize(plan, results)
+
+
+def pseudo_label(config: dict[str, Any]) -> dict[str, Any]:
+    """Run the flow with enough task threads to keep every Ray worker busy."""
+    cfg = load_config(config)
+    runner = ThreadPoolTaskRunner(max_workers=max(2, 2 * cfg.workers))
+    return pseudo_label_flow.with_options(task_runner=runner)(config)

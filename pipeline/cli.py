@@ -1,0 +1,230 @@
+"""The ``relfactory`` command line.
+
+    relfactory label    label a COCO-format dataset into relational shards
+    relfactory runs     list runs and the state of their stages
+    relfactory inspect  schema, counts, errors, samples and relation histogram of a stage
+    relfactory export   write a run's shards as official RLIPv2 JSON
+    relfactory deploy   schedule the labelling flow with a cron expression
+    relfactory demo     label the bundled demo photos end to end
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import ConfigError, RunConfig, load_config, load_config_file
+
+log = logging.getLogger("relfactory")
+
+
+def _label_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Flags given on the command line, as a nested config dict (None = not given)."""
+    flat = {
+        ("name",): args.run, ("output",): args.output, ("seed",): args.seed, ("part_size",): args.part_size,
+        ("workers",): args.workers, ("ray_address",): args.ray_address, ("executor",): args.executor,
+        ("dataset", "kind"): args.dataset_kind, ("dataset", "annotations"): args.annotations,
+        ("dataset", "images"): args.images, ("dataset", "split"): args.split,
+        ("dataset", "max_images"): args.max_images,
+        ("caption", "backend"): args.captioner, ("caption", "model_id"): args.caption_model,
+        ("caption", "captions_file"): args.captions_file, ("caption", "n_captions"): args.n_cap,
+        ("parse", "parser"): args.parser,
+        ("match", "synonyms_file"): args.synonyms,
+        ("tag", "tagger"): args.tagger, ("tag", "eta"): args.eta, ("tag", "checkpoint"): args.checkpoint,
+    }
+    nested: dict[str, Any] = {}
+    for path, value in flat.items():
+        if value is None:
+            continue
+        node = nested
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return nested
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def build_config(args: argparse.Namespace) -> RunConfig:
+    base = load_config_file(Path(args.config)).model_dump(mode="json", exclude_unset=True) if args.config else {}
+    data = _merge(base, _label_overrides(args))
+    if data.get("caption", {}).get("backend") == "oracle" and "captions_file" not in data.get("caption", {}):
+        from pipeline.datasets import default_captions_file
+        from pipeline.config import DatasetConfig
+
+        bundled = default_captions_file(DatasetConfig.model_validate(data.get("dataset", {"kind": "demo"})))
+        if bundled is not None:
+            data.setdefault("caption", {})["captions_file"] = str(bundled)
+    return load_config(data)
+
+
+def _add_label_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML/JSON run config; flags override it")
+    p.add_argument("--run", help="run name (directory under --output)")
+    p.add_argument("--output", help="output root (default: runs)")
+    p.add_argument("--dataset-kind", choices=["coco", "objects365", "coco-format", "demo"])
+    p.add_argument("--annotations", help="instances_*.json / zhiyuan_objv2_*.json")
+    p.add_argument("--images", help="image root folder")
+    p.add_argument("--split")
+    p.add_argument("--max-images", type=int)
+    p.add_argument("--captioner", choices=["blip", "oracle", "lavis"])
+    p.add_argument("--caption-model", help="Hugging Face id or local directory of the captioner")
+    p.add_argument("--captions-file", help="COCO captions_*.json for --captioner oracle")
+    p.add_argument("--n-cap", type=int, help="captions per image (N_cap)")
+    p.add_argument("--parser", choices=["rules", "sng"])
+    p.add_argument("--synonyms", help="JSON file {class: [synonyms]} extending the synonym table")
+    p.add_argument("--tagger", choices=["greedy", "rtagger"])
+    p.add_argument("--checkpoint", help="R-Tagger checkpoint for --tagger rtagger")
+    p.add_argument("--eta", type=float, help="keep relations with confidence > eta (default 0.2)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--part-size", type=int, help="images per part (unit of work and resume)")
+    p.add_argument("--workers", type=int, help="Ray workers (CPUs) on the local machine")
+    p.add_argument("--ray-address", help="address of an existing Ray cluster")
+    p.add_argument("--executor", choices=["ray", "local"])
+    p.add_argument("--orchestrator", choices=["prefect", "none"], default="prefect",
+                   help="run as a Prefect flow (default) or directly")
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    cfg = build_config(args)
+    return _label(cfg, args.orchestrator)
+
+
+def _label(cfg: RunConfig, orchestrator: str) -> int:
+    if orchestrator == "prefect":
+        from flows.pseudo_label import pseudo_label
+
+        manifest = pseudo_label(cfg.model_dump(mode="json"))
+    else:
+        from pipeline.label import run_label
+
+        _, manifest = run_label(cfg, progress=True)
+    _print_run_summary(manifest)
+    return 0
+
+
+def _print_run_summary(manifest: dict[str, Any]) -> None:
+    inv = manifest["this_invocation"]
+    if inv["parts_computed"] == 0:
+        print(f"run {manifest['run']}: up to date — every stage was cached, no work done")
+    else:
+        print(f"run {manifest['run']}: computed {inv['parts_computed']} parts "
+              f"({inv['retried_parts']} retried), reused {inv['parts_skipped']}")
+    for stage, info in manifest["stages"].items():
+        reasons = ", ".join(f"{k}={v}" for k, v in info["error_reasons"].items())
+        print(f"  {stage:<8} {info['state']:<9} rows={info['rows']:<7} errors={info['errors']}"
+              + (f" ({reasons})" if reasons else ""))
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from storage.inspect import list_runs
+
+    print(list_runs(Path(args.output)))
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from storage.inspect import inspect_run
+
+    print(inspect_run(Path(args.output) / args.run, stage=args.stage, sample=args.sample))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from storage.export import export_rlipv2_json
+
+    run_dir = Path(args.output) / args.run
+    dest = Path(args.dest) if args.dest else run_dir / "export" / "rlipv2.json"
+    count = export_rlipv2_json(run_dir, dest)
+    print(f"wrote {count} images to {dest}")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from flows.deployments import serve_labelling
+
+    cfg = build_config(args)
+    serve_labelling(cfg, cron=args.cron, name=args.deployment_name)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.demo import run_demo
+
+    return run_demo(Path(args.output), orchestrator=args.orchestrator, captioner=args.captioner)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="relfactory", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("label", help="label a dataset into relational shards")
+    _add_label_args(p)
+    p.set_defaults(func=cmd_label)
+
+    p = sub.add_parser("runs", help="list runs and their stages' state")
+    p.add_argument("--output", default="runs")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("inspect", help="inspect a run's stage outputs")
+    p.add_argument("run")
+    p.add_argument("--stage", help="one stage (default: all)")
+    p.add_argument("--sample", type=int, default=3, help="sample rows to show")
+    p.add_argument("--output", default="runs")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("export", help="export shards to another format")
+    p.add_argument("run")
+    p.add_argument("--format", choices=["rlipv2-json"], default="rlipv2-json")
+    p.add_argument("--dest", help="output file (default: <run>/export/rlipv2.json)")
+    p.add_argument("--output", default="runs")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("deploy", help="serve the labelling flow on a cron schedule")
+    _add_label_args(p)
+    p.add_argument("--cron", required=True, help='cron expression, e.g. "0 2 * * 0"')
+    p.add_argument("--deployment-name", default="relfactory-pseudo-label")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("demo", help="label the bundled demo photos end to end")
+    p.add_argument("--output", default="demo-output")
+    p.add_argument("--captioner", choices=["oracle", "blip"], default="oracle",
+                   help="oracle: the demo's written captions (offline); blip: needs BLIP weights locally")
+    p.add_argument("--orchestrator", choices=["prefect", "none"], default="prefect")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"relfactory: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from pipeline.errors import user_facing
+
+        message = user_facing(exc)
+        if message is None:
+            raise
+        print(f"relfactory: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""Dataset adapters: COCO, Objects365 and any COCO-format detection dataset.
+
+The adapter turns an annotation file into INGEST rows (one per image, with its
+boxes) plus error rows for entries it cannot use. Only annotations are held in
+memory; pixels are never read here (stages open images lazily, one batch at a
+time). Crowd and degenerate boxes are dropped and counted, boxes spilling out of
+the image are clipped and counted, and every image entry ends up either as a row
+or as an error row with its reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pipeline.config import DatasetConfig
+from pipeline.contracts import ErrorRow, Row
+from pipeline.images import BadImage, resolve_image_path
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+
+
+class DatasetError(ValueError):
+    """The dataset as a whole is unusable (missing file, invalid JSON, wrong layout)."""
+
+
+@dataclass
+class IngestResult:
+    rows: list[Row]
+    errors: list[ErrorRow]
+    # Dropped/clipped boxes by reason: they are not image-level errors.
+    box_stats: Counter = field(default_factory=Counter)
+
+
+def image_root(ds: DatasetConfig) -> Path:
+    """Directory that image ``file_name`` values are relative to."""
+    if ds.kind == "demo":
+        return _skimage_data_dir()
+    assert ds.images is not None  # guaranteed by DatasetConfig validation
+    return Path(ds.images)
+
+
+def annotations_file(ds: DatasetConfig) -> Path:
+    if ds.kind == "demo":
+        return DEMO_DIR / "annotations.json"
+    assert ds.annotations is not None
+    return Path(ds.annotations)
+
+
+def default_captions_file(ds: DatasetConfig) -> Path | None:
+    """Human captions bundled with the dataset, for the ``oracle`` captioner."""
+    return DEMO_DIR / "captions.json" if ds.kind == "demo" else None
+
+
+def dataset_name(ds: DatasetConfig) -> str:
+    return ds.name or ("coco" if ds.kind == "coco-format" else ds.kind)
+
+
+def _skimage_data_dir() -> Path:
+    try:
+        import skimage
+    except ImportError as exc:  # pragma: no cover - skimage is a pinned dependency
+        raise DatasetError("the demo dataset needs scikit-image (its sample photos are the demo images)") from exc
+    return Path(skimage.__file__).resolve().parent / "data"
+
+
+def load_annotation_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DatasetError(f"annotation file not found: {path}")
+    try:
+        with path.open("rb") as fh:
+            data = json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"annotation file {path.name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read annotation file {path.name}: {exc}") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"annotation file {path.name}: expected a JSON object at the top level")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise DatasetError(f"annotation file {path.name}: missing or non-list key {key!r}")
+    return data
+
+
+def read_dataset(ds: DatasetConfig) -> IngestResult:
+    """Read and validate the annotations; rows come back sorted by image id."""
+    data = load_annotation_json(annotations_file(ds))
+    root = image_root(ds)
+    name = dataset_name(ds)
+    errors: list[ErrorRow] = []
+    box_stats: Counter = Counter()
+
+    categories = _read_categories(data["categories"])
+    images = _read_images(data["images"], root, ds.kind, errors)
+    if ds.max_images is not None:
+        keep = sorted(images)[: ds.max_images]
+        images = {i: images[i] for i in keep}
+
+    objects: dict[int, list[Row]] = {image_id: [] for image_id in images}
+    for ann in data["annotations"]:
+        _add_annotation(ann, images, categories, objects, errors, box_stats)
+
+    coco = _pycocotools_index(data, images)
+    rows = []
+    for image_id in sorted(images):
+        img = images[image_id]
+        rows.append(
+            {
+                "image_id": image_id,
+                "file_name": img["file_name"],
+                "width": img["width"],
+                "height": img["height"],
+                "dataset": name,
+                "data_split": ds.split,
+                "objects": sorted(objects[image_id], key=lambda o: o["object_id"]),
+            }
+        )
+    if coco is not None:
+        box_stats["pycocotools_indexed_images"] = len(coco.imgs)
+    return IngestResult(rows=rows, errors=errors, box_stats=box_stats)
+
+
+def _read_categories(entries: list[Any]) -> dict[int, str]:
+    categories: dict[int, str] = {}
+    for cat in entries:
+        if isinstance(cat, dict) and isinstance(cat.get("id"), int) and isinstance(cat.get("name"), str):
+            categories[cat["id"]] = cat["name"].strip()
+    if not categories:
+        raise DatasetError("annotation file has no usable categories (each needs an integer 'id' and a 'name')")
+    return categories
+
+
+def _read_images(entries: list[Any], root: Path, kind: str, errors: list[ErrorRow]) -> dict[int, Row]:
+    images: dict[int, Row] = {}
+    for entry in entries:
+        image_id = entry.get("id") if isinstance(entry, dict) else None
+        if not isinstance(image_id, int) or isinstance(image_id, bool):
+            errors.append(ErrorRow(None, "ingest", "malformed_image_entry", f"image entry without an integer id: {str(entry)[:200]}"))
+            continue
+        problem = _image_entry_problem(entry)
+        if problem:
+            errors.append(ErrorRow(image_id, "ingest", "malformed_image_entry", problem))
+            continue
+        if image_id in images:
+            errors.append(ErrorRow(image_id, "ingest", "duplicate_image_id", f"image id {image_id} appears more than once; kept the first entry"))
+            continue
+        file_name = _locate_file(root, entry["file_name"], kind)
+        try:
+            path = resolve_image_path(root, file_name)
+        except BadImage as exc:
+            errors.append(ErrorRow(image_id, "ingest", exc.reason, exc.detail))
+            continue
+        if not path.is_file():
+            errors.append(ErrorRow(image_id, "ingest", "missing_image", f"{file_name} not found under the image root"))
+            continue
+        images[image_id] = {"file_name": file_name, "width": int(entry["width"]), "height": int(entry["height"])}
+    return images
+
+
+def _image_entry_problem(entry: dict) -> str | None:
+    if not isinstance(entry.get("file_name"), str) or not entry["file_name"]:
+        return "image entry has no file_name"
+    for key in ("width", "height"):
+        value = entry.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            return f"image entry has invalid {key}: {value!r}"
+    return None
+
+
+def _locate_file(root: Path, file_name: str, kind: str) -> str:
+    """Objects365 lists ``images/v1/patch8/x.jpg`` but is unpacked as ``patch8/x.jpg``."""
+    if kind != "objects365" or (root / file_name).exists():
+        return file_name
+    parts = PurePosixPath(file_name.replace("\\", "/")).parts
+    return str(PurePosixPath(*parts[-2:])) if len(parts) >= 2 else file_name
+
+
+def _add_annotation(
+    ann: Any,
+    images: dict[int, Row],
+    categories: dict[int, str],
+    objects: dict[int, list[Row]],
+    errors: list[ErrorRow],
+    box_stats: Counter,
+) -> None:
+    if not isinstance(ann, dict):
+        errors.append(ErrorRow(None, "ingest", "malformed_annotation", f"annotation is not an object: {str(ann)[:200]}"))
+        return
+    image_id = ann.get("image_id")
+    if not isinstance(image_id, int) or image_id not in images:
+        # Boxes of images that were rejected (or never listed) have nowhere to go.
+        box_stats["orphan_annotation"] += 1
+        return
+    bbox = ann.get("bbox")
+    ann_id = ann.get("id")
+    if (
+        not isinstance(ann_id, int)
+        or not isinstance(bbox, list)
+        or len(bbox) != 4
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v == v for v in bbox)
+    ):
+        errors.append(ErrorRow(image_id, "ingest", "malformed_annotation", f"annotation {ann_id!r}: needs integer 'id' and 'bbox' [x, y, w, h]"))
+        return
+    category_id = ann.get("category_id")
+    if category_id not in categories:
+        errors.append(ErrorRow(image_id, "ingest", "unknown_category", f"annotation {ann_id}: category_id {category_id!r} is not in categories"))
+        return
+    if ann.get("iscrowd", 0):
+        box_stats["crowd_box_dropped"] += 1
+        return
+    img = images[image_id]
+    x, y, w, h = (float(v) for v in bbox)
+    x1, y1 = max(0.0, x), max(0.0, y)
+    x2, y2 = min(float(img["width"]), x + w), min(float(img["height"]), y + h)
+    if w <= 0 or h <= 0 or x2 - x1 < 1.0 or y2 - y1 < 1.0:
+        box_stats["degenerate_box_dropped"] += 1
+        return
+    if (x1, y1, x2, y2) != (x, y, x + w, y + h):
+        box_stats["box_clipped"] += 1
+    objects[image_id].append(
+        {
+            "object_id": ann_id,
+            "category_id": int(category_id),
+            "category": categories[category_id],
+            "x": x1,
+            "y": y1,
+            "w": x2 - x1,
+            "h": y2 - y1,
+        }
+    )
+
+
+def _pycocotools_index(data: dict[str, Any], images: dict[int, Row]) -> Any:
+    """Build pycocotools' index over the validated entries (the reference reader's view).
+
+    Done after validation because pycocotools crashes on malformed entries; it
+    serves as a cross-check that what we kept is a well-formed COCO dataset.
+    """
+    from pycocotools.coco import COCO
+
+    clean = {
+        "images": [{"id": i, **images[i]} for i in images],
+        "annotations": [
+            a
+            for a in data["annotations"]
+            if isinstance(a, dict) and a.get("image_id") in images and isinstance(a.get("id"), int) and isinstance(a.get("bbox"), list)
+        ],
+        "categories": [c for c in data["categories"] if isinstance(c, dict) and "id" in c],
+    }
+    coco = COCO()
+    coco.dataset = clean
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def annotation_fingerprint(ds: DatasetConfig) -> dict[str, Any]:
+    """Cheap identity of the annotation file for cache keys (size + mtime, not content)."""
+    path = annotations_file(ds)
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return {"annotations": str(path), "missing": True}
+    return {"annotations": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}

@@ -1,0 +1,135 @@
+"""Plan a run, execute (stage, part) units, finalise: the engine flows and the CLI share.
+
+``plan_run`` ingests the dataset (once per dataset key), computes every stage's
+cache key and lists the parts still to do. ``execute_part`` is the unit of work an
+executor (in-process, Ray, a Prefect task) runs: read the part's inputs, call the
+stage function with bounded retries, write the output atomically and commit.
+``finalize`` marks complete stages and writes the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import RunConfig
+from pipeline.contracts import ErrorRow, StageOutput
+from pipeline.datasets import read_dataset
+from pipeline.keys import compute_keys, stage_config
+from pipeline.stage_specs import PART_STAGES, STAGES
+from stages.ingest import partition, partition_errors
+from storage.atomic import atomic_write_json
+from storage.manifest import write_manifest
+from storage.parts import StageStore
+
+log = logging.getLogger("relfactory")
+
+
+@dataclass
+class RunPlan:
+    cfg: RunConfig
+    keys: dict[str, str]
+    n_parts: int
+    todo: dict[str, list[int]]
+    ingest_stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.cfg.run_dir
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not any(self.todo.values())
+
+    def describe(self) -> str:
+        lines = []
+        for stage in ("ingest", *PART_STAGES):
+            parts = self.todo.get(stage, [])
+            state = "up to date (cached)" if not parts else f"{len(parts)}/{self.n_parts} parts to compute"
+            lines.append(f"  {stage:<8} {self.keys[stage]}  {state}")
+        return "\n".join(lines)
+
+
+def store_for(cfg: RunConfig, stage: str, key: str) -> StageStore:
+    return StageStore(cfg.run_dir, stage, key, fsync=cfg.fsync, compression=cfg.shard.compression,
+                      row_group_size=cfg.shard.row_group_size)
+
+
+def plan_run(cfg: RunConfig) -> RunPlan:
+    keys = compute_keys(cfg)
+    ingest = store_for(cfg, "ingest", keys["ingest"])
+    stats_file = ingest.dir / "_STATS.json"
+    todo: dict[str, list[int]] = {"ingest": []}
+    if ingest.recorded_key() == keys["ingest"] and stats_file.is_file():
+        stats = json.loads(stats_file.read_text())
+        n_parts = stats["n_parts"]
+    else:
+        n_parts, stats = 0, {}
+    if not n_parts or not ingest.is_complete(n_parts):
+        todo["ingest"] = list(range(n_parts or 1))
+        n_parts, stats = _ingest(cfg, ingest)
+    for stage in PART_STAGES:
+        store = store_for(cfg, stage, keys[stage])
+        store.prepare(stage_config(cfg, stage), n_parts)
+        todo[stage] = [] if store.is_complete(n_parts) else [
+            p for p in range(n_parts) if not store.is_committed(p)]
+    return RunPlan(cfg=cfg, keys=keys, n_parts=n_parts, todo=todo, ingest_stats=stats)
+
+
+def _ingest(cfg: RunConfig, store: StageStore) -> tuple[int, dict[str, Any]]:
+    result = read_dataset(cfg.dataset)
+    parts = partition(result.rows, cfg.part_size)
+    part_errors = partition_errors(result.errors, parts)
+    store.prepare(stage_config(cfg, "ingest"), len(parts))
+    for index, (rows, errors) in enumerate(zip(parts, part_errors)):
+        if not store.is_committed(index):
+            store.write_part(index, rows, errors)
+    stats = {"n_parts": len(parts), "images": len(result.rows), "image_errors": len(result.errors),
+             "boxes": dict(sorted(result.box_stats.items()))}
+    atomic_write_json(store.dir / "_STATS.json", stats, fsync=cfg.fsync)
+    store.mark_success(len(parts))
+    return len(parts), stats
+
+
+def execute_part(cfg: RunConfig, stage: str, part: int, keys: dict[str, str]) -> dict[str, Any]:
+    """Compute and commit one (stage, part); a committed part is skipped (idempotent)."""
+    spec = STAGES[stage]
+    store = store_for(cfg, stage, keys[stage])
+    if store.is_committed(part):
+        return {"stage": stage, "part": part, "skipped": True}
+    started = time.perf_counter()
+    inputs = {name: store_for(cfg, name, keys[name]).read_rows(part) for name in spec.inputs}
+    output, attempts = _run_with_retries(spec.load(), inputs, cfg, stage)
+    marker = store.write_part(part, output.rows, output.errors)
+    return {"stage": stage, "part": part, "skipped": False, "rows": marker["rows"], "errors": marker["errors"],
+            "attempts": attempts, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _run_with_retries(fn, inputs, cfg: RunConfig, stage: str) -> tuple[StageOutput, int]:
+    last: BaseException | None = None
+    for attempt in range(1, cfg.max_retries + 2):
+        try:
+            return fn(inputs, cfg), attempt
+        except Exception as exc:  # a stage bug or a flaky resource: retry, then record
+            last = exc
+            log.warning("stage %s failed (attempt %d/%d): %s", stage, attempt, cfg.max_retries + 1, exc)
+    assert last is not None
+    detail = f"{type(last).__name__}: {last}\n" + "".join(traceback.format_exception(last)[-3:])
+    primary = STAGES[stage].inputs[0]  # every image of the part, so none goes unaccounted
+    image_ids = sorted({row["image_id"] for row in inputs.get(primary, [])})
+    errors = [ErrorRow(image_id, stage, "stage_failed", detail) for image_id in image_ids]
+    return StageOutput(rows=[], errors=errors), cfg.max_retries + 1
+
+
+def finalize(plan: RunPlan, summaries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    cfg = plan.cfg
+    for stage in PART_STAGES:
+        store = store_for(cfg, stage, plan.keys[stage])
+        if all(store.is_committed(p) for p in range(plan.n_parts)):
+            store.mark_success(plan.n_parts)
+    return write_manifest(plan, summaries or [])

