@@ -20,6 +20,7 @@ from typing import Any
 from pipeline.config import RunConfig
 from pipeline.contracts import ErrorRow, StageOutput
 from pipeline.datasets import read_dataset
+from pipeline.faults import maybe_fault
 from pipeline.keys import compute_keys, stage_config
 from pipeline.stage_specs import PART_STAGES, STAGES
 from stages.ingest import partition, partition_errors
@@ -104,18 +105,21 @@ def execute_part(cfg: RunConfig, stage: str, part: int, keys: dict[str, str]) ->
         return {"stage": stage, "part": part, "skipped": True}
     started = time.perf_counter()
     inputs = {name: store_for(cfg, name, keys[name]).read_rows(part) for name in spec.inputs}
-    output, attempts = _run_with_retries(spec.load(), inputs, cfg, stage)
+    output, attempts = _run_with_retries(spec.load(), inputs, cfg, stage, part)
     marker = store.write_part(part, output.rows, output.errors)
     return {"stage": stage, "part": part, "skipped": False, "rows": marker["rows"], "errors": marker["errors"],
             "attempts": attempts, "seconds": round(time.perf_counter() - started, 3)}
 
 
-def _run_with_retries(fn, inputs, cfg: RunConfig, stage: str) -> tuple[StageOutput, int]:
+def _run_with_retries(fn, inputs, cfg: RunConfig, stage: str, part: int) -> tuple[StageOutput, int]:
     last: BaseException | None = None
     for attempt in range(1, cfg.max_retries + 2):
         try:
+            maybe_fault("before_compute", stage, part)
             return fn(inputs, cfg), attempt
         except Exception as exc:  # a stage bug or a flaky resource: retry, then record
+            if getattr(exc, "fatal", False):
+                raise  # e.g. model weights missing: every part would fail the same way
             last = exc
             log.warning("stage %s failed (attempt %d/%d): %s", stage, attempt, cfg.max_retries + 1, exc)
     assert last is not None

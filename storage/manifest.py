@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import canonical_json, stable_hash
+from pipeline.faults import maybe_fault
 from storage.atomic import atomic_write_json
 from storage.parts import StageStore
 
@@ -98,14 +99,23 @@ def write_manifest(plan: "RunPlan", summaries: list[dict[str, Any]]) -> dict[str
             "parts_computed": len(computed),
             "parts_skipped": len(summaries) - len(computed),
             "retried_parts": sum(1 for s in computed if s.get("attempts", 1) > 1),
+            "parts_computed_by_stage": _count_by_stage(computed),
             "stage_seconds": _seconds_by_stage(computed),
         },
         "models": {"captioner": cfg.caption.backend, "caption_model_id": redact(cfg.caption.model_id),
                    "tagger": cfg.tag.tagger, "tag_checkpoint": redact(str(cfg.tag.checkpoint)) if cfg.tag.checkpoint else None},
         "versions": library_versions(),
     }
+    maybe_fault("before_manifest")
     atomic_write_json(cfg.run_dir / "manifest.json", manifest, fsync=cfg.fsync)
     return manifest
+
+
+def _count_by_stage(summaries: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for s in summaries:
+        counts[s["stage"]] = counts.get(s["stage"], 0) + 1
+    return counts
 
 
 def _seconds_by_stage(summaries: list[dict[str, Any]]) -> dict[str, float]:

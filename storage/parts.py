@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.contracts import ErrorRow, Row
+from pipeline.faults import maybe_fault
 from storage.atomic import atomic_write, atomic_write_json, remove_stale_temps
 from storage.schemas import ERRORS, schema_for
 
@@ -140,7 +141,9 @@ class StageStore:
         error_rows = [e.as_row() if isinstance(e, ErrorRow) else e for e in errors]
         write_table(self.part_path(part), rows, self.schema, compression=self.compression,
                     row_group_size=self.row_group_size, fsync=self.fsync)
+        maybe_fault("after_rows_written", self.stage, part)
         write_table(self.errors_path(part), error_rows, ERRORS, compression=self.compression, fsync=self.fsync)
+        maybe_fault("after_errors_written", self.stage, part)
         marker = {
             "key": self.key,
             "part": part,
@@ -151,6 +154,7 @@ class StageStore:
             "errors_file": self._file_info(self.errors_path(part)),
         }
         atomic_write_json(self.marker_path(part), marker, fsync=self.fsync)
+        maybe_fault("after_marker_written", self.stage, part)
         return marker
 
     def mark_success(self, n_parts: int) -> None:
