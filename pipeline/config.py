@@ -20,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 class ConfigError(ValueError):
     """A configuration the factory refuses to run, with the fields named."""
 
+    fatal = True  # raised inside a stage, it stops the run rather than being retried
+    user_facing = True
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)

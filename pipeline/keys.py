@@ -17,6 +17,9 @@ from pipeline.config import RunConfig, stable_hash
 from pipeline.datasets import annotation_fingerprint
 from pipeline.stage_specs import STAGE_VERSIONS, STAGES
 
+# The built-in synonym tables are data files: editing them must invalidate match.
+VOCAB_DIR = Path(__file__).resolve().parents[1] / "stages" / "vocab"
+
 
 def file_fingerprint(path: Path | None) -> dict[str, Any] | None:
     """Content hash for small files (synonym tables, caption files up to 256 MB); size+mtime beyond."""
@@ -46,6 +49,7 @@ def stage_config(cfg: RunConfig, stage: str) -> dict[str, Any]:
         data["captions_file"] = file_fingerprint(cfg.caption.captions_file)
     elif stage == "match":
         data["synonyms_file"] = file_fingerprint(cfg.match.synonyms_file)
+        data["builtin_tables"] = {name: file_fingerprint(VOCAB_DIR / f"{name}.json") for name in ("coco", "objects365")}
         data["dataset_kind"] = cfg.dataset.kind  # picks the vocabulary when "auto"
     elif stage == "tag":
         data["checkpoint"] = file_fingerprint(cfg.tag.checkpoint)

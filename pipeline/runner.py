@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import RunConfig
+from pipeline.config import ConfigError, RunConfig
 from pipeline.contracts import ErrorRow, StageOutput
 from pipeline.datasets import read_dataset
 from pipeline.faults import maybe_fault
@@ -61,7 +61,20 @@ def store_for(cfg: RunConfig, stage: str, key: str) -> StageStore:
                       row_group_size=cfg.shard.row_group_size)
 
 
+def validate_resources(cfg: RunConfig) -> None:
+    """Fail before any work on inputs that would make every part fail the same way."""
+    from stages.vocab import matcher_for
+
+    matcher_for(cfg.match, cfg.dataset.kind)  # a malformed synonyms file raises ConfigError here
+    if cfg.tag.checkpoint is not None and not Path(cfg.tag.checkpoint).is_file():
+        raise ConfigError(f"invalid configuration:\n  tag.checkpoint: file not found: {cfg.tag.checkpoint}")
+    if cfg.caption.backend == "oracle" and cfg.caption.captions_file is not None \
+            and not Path(cfg.caption.captions_file).is_file():
+        raise ConfigError(f"invalid configuration:\n  caption.captions_file: file not found: {cfg.caption.captions_file}")
+
+
 def plan_run(cfg: RunConfig) -> RunPlan:
+    validate_resources(cfg)
     keys = compute_keys(cfg)
     ingest = store_for(cfg, "ingest", keys["ingest"])
     stats_file = ingest.dir / "_STATS.json"

@@ -92,6 +92,9 @@ MATCH = pa.schema(
         # T: every relation text parsed from the image's captions (sorted, unique);
         # the R-Tagger scores each pair against all of them.
         ("relation_texts", pa.list_(pa.string())),
+        # For each text of T, every caption of the image that mentions it (provenance
+        # for relations the R-Tagger puts on a pair no caption proposed them for).
+        ("relation_captions", pa.list_(PROPOSAL)),
         # P: at most N_Q candidate subject-object pairs per chunk.
         ("pairs", pa.list_(CANDIDATE_PAIR)),
     ]
