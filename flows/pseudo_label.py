@@ -48,6 +48,10 @@ def run_stage_part(config: dict[str, Any], stage: str, part: int, keys: dict[str
 def pseudo_label_flow(config: dict[str, Any]) -> dict[str, Any]:
     cfg = load_config(config)
     config = cfg.model_dump(mode="json")
+    if cfg.executor == "ray":
+        # Start Ray from the flow's own thread: a Ray driver started inside a task
+        # thread loses its cluster processes once the flow finishes.
+        ensure_ray(cfg.ray_address, cfg.workers)
     with RunLock(cfg.run_dir):
         plan = plan_run(cfg)
         if plan.nothing_to_do:

@@ -117,8 +117,10 @@ def _print_run_summary(manifest: dict[str, Any]) -> None:
     if inv["parts_computed"] == 0:
         print(f"run {manifest['run']}: up to date — every stage was cached, no work done")
     else:
-        print(f"run {manifest['run']}: computed {inv['parts_computed']} parts "
-              f"({inv['retried_parts']} retried), reused {inv['parts_skipped']}")
+        total = manifest["n_parts"] * (len(manifest["stages"]) - 1)  # stages after ingest
+        by_stage = ", ".join(f"{stage} {count}" for stage, count in inv["parts_computed_by_stage"].items())
+        print(f"run {manifest['run']}: computed {inv['parts_computed']} of {total} stage parts ({by_stage}); "
+              f"{total - inv['parts_computed']} reused from cache; {inv['retried_parts']} needed a retry")
     for stage, info in manifest["stages"].items():
         reasons = ", ".join(f"{k}={v}" for k, v in info["error_reasons"].items())
         print(f"  {stage:<8} {info['state']:<9} rows={info['rows']:<7} errors={info['errors']}"
@@ -211,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not args.verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     try:
         return args.func(args)
     except ConfigError as exc:

@@ -23,7 +23,7 @@ from pipeline.config import DatasetConfig
 from pipeline.contracts import ErrorRow, Row
 from pipeline.images import BadImage, resolve_image_path
 
-DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_DIR = Path(__file__).resolve().parent / "demo_data"
 
 
 class DatasetError(ValueError):
@@ -92,11 +92,14 @@ def read_dataset(ds: DatasetConfig) -> IngestResult:
     """Read and validate the annotations; rows come back sorted by image id."""
     data = load_annotation_json(annotations_file(ds))
     root = image_root(ds)
+    if not root.is_dir():
+        # Otherwise every image would become a "missing_image" row: one clear error instead.
+        raise DatasetError(f"image folder not found: {root}")
     name = dataset_name(ds)
     errors: list[ErrorRow] = []
     box_stats: Counter = Counter()
 
-    categories = _read_categories(data["categories"])
+    categories = _read_categories(data["categories"], annotations_file(ds).name)
     images = _read_images(data["images"], root, ds.kind, errors)
     if ds.max_images is not None:
         keep = sorted(images)[: ds.max_images]
@@ -126,13 +129,13 @@ def read_dataset(ds: DatasetConfig) -> IngestResult:
     return IngestResult(rows=rows, errors=errors, box_stats=box_stats)
 
 
-def _read_categories(entries: list[Any]) -> dict[int, str]:
+def _read_categories(entries: list[Any], source: str) -> dict[int, str]:
     categories: dict[int, str] = {}
     for cat in entries:
         if isinstance(cat, dict) and isinstance(cat.get("id"), int) and isinstance(cat.get("name"), str):
             categories[cat["id"]] = cat["name"].strip()
     if not categories:
-        raise DatasetError("annotation file has no usable categories (each needs an integer 'id' and a 'name')")
+        raise DatasetError(f"annotation file {source} has no usable categories (each needs an integer 'id' and a 'name')")
     return categories
 
 

@@ -1,7 +1,7 @@
 """``relfactory demo``: the whole factory on six bundled photos, offline.
 
 The photos are scikit-image's sample images (shipped in its PyPI package); the
-boxes and five captions per photo are relfactory's own (pipeline/demo/). The
+boxes and five captions per photo are relfactory's own (pipeline/demo_data/). The
 default captioner is ``oracle`` (those written captions) so the demo needs no
 model download; ``--captioner blip`` uses BLIP weights if they are available
 locally. After labelling it shows the stage outputs, exports RLIPv2 JSON, and

@@ -86,6 +86,14 @@ def run_ray(plan: RunPlan, progress: bool = False) -> list[dict[str, Any]]:
     with tqdm(total=len(pending), desc=plan.cfg.name, unit="part", disable=not progress) as bar:
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
-            results.extend(ray.get(done))
+            try:
+                results.extend(ray.get(done))
+            except ray.exceptions.RayTaskError as exc:
+                # The caller releases the run lock next: no task of this run may still be writing then.
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                # Ray's wrapper loses e.g. errno; the worker's own exception (a full disk) explains itself.
+                cause = getattr(exc, "cause", None)
+                raise (cause if isinstance(cause, Exception) else exc) from None
             bar.update(len(done))
     return results

@@ -53,16 +53,26 @@ def load_image(root: Path, file_name: str) -> Image.Image:
         with Image.open(path) as img:
             img.load()
             img = ImageOps.exif_transpose(img)
-            rgb = img.convert("RGB")
+            rgb = _to_rgb(img)
     except BadImage:
         raise
     except Image.DecompressionBombError as exc:
-        raise BadImage("image_too_large", f"{file_name}: {exc}") from None
+        raise BadImage("image_too_large", f"{file_name}: {str(exc).replace(str(path), file_name)}") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise BadImage("corrupt_image", f"{file_name}: {type(exc).__name__}: {exc}") from None
+        # Pillow's messages name the full path; the row names the file as the annotations do.
+        message = str(exc).replace(str(path), file_name)
+        raise BadImage("corrupt_image", f"{file_name}: {type(exc).__name__}: {message}") from None
     if min(rgb.size) < MIN_IMAGE_SIDE:
         raise BadImage("image_too_small", f"{file_name} is {rgb.size[0]}x{rgb.size[1]}")
     return rgb
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode.startswith("I;16") or img.mode == "I":
+        # Pillow clips 16-bit greys to 0..255 instead of scaling, which turns
+        # almost every pixel white; scale the 16-bit range down first.
+        img = img.convert("I").point(lambda v: v * (1 / 257)).convert("L")
+    return img.convert("RGB")
 
 
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS

@@ -1,17 +1,22 @@
 """One writer per run directory.
 
-The lock file is created with O_EXCL and holds the owner's host, pid and start
-time. A second run on the same directory is refused with the owner named; a
+The lock file holds the owner's host, pid and start time, and appears whole:
+the record is written to a private temp file that is then hard-linked to
+``.lock`` (the link fails if a lock exists), so no reader ever sees it half
+written. A second run on the same directory is refused with the owner named; a
 lock whose process is gone (same host, pid not alive or reused) is stale and is
-taken over safely: it is renamed away atomically first, so two processes racing
-to recover it cannot both win.
+taken over safely: it is removed only if it is still the very record judged
+stale, checked under an flock'd guard file, so of two processes racing to
+recover it one wins and the other finds the winner's live lock.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +48,7 @@ class RunLock:
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / ".lock"
         self.owned = False
+        self._record = ""
 
     def _owner_record(self) -> dict:
         pid = os.getpid()
@@ -58,36 +64,70 @@ class RunLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        record = json.dumps(self._owner_record())
         for _ in range(3):
+            if self._create(record):
+                self._record = record
+                self.owned = True
+                return
+            try:
+                seen = self.path.read_text()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                seen = ""
+            try:
+                owner = json.loads(seen or "{}")
+            except ValueError:
+                owner = {}
+            if not isinstance(owner, dict):
+                owner = {}
+            if not owner and time.time() - self._mtime() < 5:
+                time.sleep(0.2)  # an owner of an older version between creating and filling the file
+                continue
+            if owner and not self._is_stale(owner):
+                raise RunLocked(
+                    f"run directory {self.path.parent.name!r} is in use by pid {owner.get('pid')} on "
+                    f"{owner.get('host')}; wait for it to finish, or delete {self.path.name} if that process is gone"
+                ) from None
+            self._remove_if_unchanged(seen)
+        raise RunLocked(f"could not lock {self.path.parent.name!r}: another process keeps taking the lock")
+
+    def _create(self, record: str) -> bool:
+        """Create the lock with its content in one step; False if a lock exists."""
+        tmp = self.path.with_name(f".lock.{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(tmp, "w") as fh:
+            fh.write(record)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, self.path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError:
+            # No hard links on this filesystem: exclusive create, then fill.
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                try:
-                    owner = json.loads(self.path.read_text() or "{}")
-                except (OSError, ValueError):
-                    owner = {}
-                if not owner and time.time() - self._mtime() < 5:
-                    time.sleep(0.2)  # the owner is between creating and filling the file
-                    continue
-                if owner and not self._is_stale(owner):
-                    raise RunLocked(
-                        f"run directory {self.path.parent.name!r} is in use by pid {owner.get('pid')} on "
-                        f"{owner.get('host')}; wait for it to finish, or delete {self.path.name} if that process is gone"
-                    ) from None
-                stale = self.path.with_name(f".lock.stale-{os.getpid()}")
-                try:
-                    os.rename(self.path, stale)  # atomic: only one recoverer wins
-                    stale.unlink(missing_ok=True)
-                except FileNotFoundError:
-                    pass
-                continue
+                return False
             with os.fdopen(fd, "w") as fh:
-                json.dump(self._owner_record(), fh)
+                fh.write(record)
                 fh.flush()
                 os.fsync(fh.fileno())
-            self.owned = True
-            return
-        raise RunLocked(f"could not lock {self.path.parent.name!r}: another process keeps taking the lock")
+            return True
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _remove_if_unchanged(self, seen: str) -> None:
+        """Delete the stale lock unless it changed since it was judged (another recoverer won)."""
+        with open(self.path.with_name(".lock.recover"), "a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            try:
+                if self.path.read_text() == seen:
+                    self.path.unlink()
+            except FileNotFoundError:
+                pass
 
     def _mtime(self) -> float:
         try:
@@ -97,7 +137,11 @@ class RunLock:
 
     def release(self) -> None:
         if self.owned:
-            self.path.unlink(missing_ok=True)
+            try:
+                if self.path.read_text() == self._record:  # never remove a lock someone else holds now
+                    self.path.unlink()
+            except FileNotFoundError:
+                pass
             self.owned = False
 
     def __enter__(self) -> "RunLock":

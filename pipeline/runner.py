@@ -25,7 +25,7 @@ from pipeline.keys import compute_keys, stage_config
 from pipeline.stage_specs import PART_STAGES, STAGES
 from stages.ingest import partition, partition_errors
 from storage.atomic import atomic_write_json
-from storage.manifest import write_manifest
+from storage.manifest import redact_text, write_manifest
 from storage.parts import StageStore
 
 log = logging.getLogger("relfactory")
@@ -85,8 +85,8 @@ def plan_run(cfg: RunConfig) -> RunPlan:
     else:
         n_parts, stats = 0, {}
     if not n_parts or not ingest.is_complete(n_parts):
-        todo["ingest"] = list(range(n_parts or 1))
         n_parts, stats = _ingest(cfg, ingest)
+        todo["ingest"] = list(range(n_parts))
     for stage in PART_STAGES:
         store = store_for(cfg, stage, keys[stage])
         store.prepare(stage_config(cfg, stage), n_parts)
@@ -134,9 +134,10 @@ def _run_with_retries(fn, inputs, cfg: RunConfig, stage: str, part: int) -> tupl
             if getattr(exc, "fatal", False):
                 raise  # e.g. model weights missing: every part would fail the same way
             last = exc
-            log.warning("stage %s failed (attempt %d/%d): %s", stage, attempt, cfg.max_retries + 1, exc)
+            log.warning("stage %s failed (attempt %d/%d): %s", stage, attempt, cfg.max_retries + 1,
+                        redact_text(str(exc)))
     assert last is not None
-    detail = f"{type(last).__name__}: {last}\n" + "".join(traceback.format_exception(last)[-3:])
+    detail = redact_text(f"{type(last).__name__}: {last}\n" + "".join(traceback.format_exception(last)[-3:]))
     primary = STAGES[stage].inputs[0]  # every image of the part, so none goes unaccounted
     image_ids = sorted({row["image_id"] for row in inputs.get(primary, [])})
     errors = [ErrorRow(image_id, stage, "stage_failed", detail) for image_id in image_ids]

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipeline.faults import maybe_fault
+
 
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -34,6 +36,7 @@ def atomic_write(path: Path, write: Callable[[Path], None], *, fsync: bool = Tru
         if fsync:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
+        maybe_fault("before_rename", f"{path.parent.name}/{path.name}")
         os.replace(tmp, path)
         if fsync:
             fsync_dir(path.parent)

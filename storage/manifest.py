@@ -52,6 +52,16 @@ def redact(value: Any) -> Any:
     return value
 
 
+# An absolute path inside free text (not the path part of a URL: no word character, ':' or '/' before it).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])/[^\s'\"()\[\],;]+")
+
+
+def redact_text(text: str) -> str:
+    """Free text (an error message, a traceback) with credentials and absolute paths made shareable."""
+    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    return _ABSOLUTE_PATH.sub(lambda m: _relative(Path(m.group(0))), text)
+
+
 def _relative(path: Path) -> str:
     try:
         return str(path.relative_to(Path.cwd()))
@@ -107,6 +117,9 @@ def write_manifest(plan: "RunPlan", summaries: list[dict[str, Any]]) -> dict[str
         "versions": library_versions(),
     }
     maybe_fault("before_manifest")
+    # A run killed mid-update leaves the temp file of its atomic write; we hold the run lock, so clear it.
+    for stale in cfg.run_dir.glob(".manifest.json.*.tmp"):
+        stale.unlink(missing_ok=True)
     atomic_write_json(cfg.run_dir / "manifest.json", manifest, fsync=cfg.fsync)
     return manifest
 

@@ -114,8 +114,11 @@ class StageStore:
         remove_stale_temps(self.dir)
         remove_stale_temps(self.dir / "errors")
         if recorded != self.key:
+            from storage.manifest import redact  # here: storage.manifest imports this module
+
+            # Only the key is read back; the config is for people, so no machine paths or credentials.
             atomic_write_json(self.stage_file, {"stage": self.stage, "key": self.key, "n_parts": n_parts,
-                                                "config": stage_config}, fsync=self.fsync)
+                                                "config": redact(stage_config)}, fsync=self.fsync)
         return discarded
 
     def is_committed(self, part: int) -> bool:
