@@ -12,7 +12,10 @@ import functools
 from typing import Any
 
 from prefect import flow, task
+from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
+
+from tqdm import tqdm
 
 from pipeline.config import RunConfig, load_config
 from pipeline.executors import RAY_TASK_RETRIES, ensure_ray, units
@@ -45,7 +48,7 @@ def run_stage_part(config: dict[str, Any], stage: str, part: int, keys: dict[str
 
 
 @flow(name="pseudo_label", log_prints=True)
-def pseudo_label_flow(config: dict[str, Any]) -> dict[str, Any]:
+def pseudo_label_flow(config: dict[str, Any], progress: bool = False) -> dict[str, Any]:
     cfg = load_config(config)
     config = cfg.model_dump(mode="json")
     if cfg.executor == "ray":
@@ -62,12 +65,16 @@ def pseudo_label_flow(config: dict[str, Any]) -> dict[str, Any]:
         for stage, part in units(plan):
             deps = [futures[(inp, part)] for inp in STAGES[stage].inputs if (inp, part) in futures]
             futures[(stage, part)] = run_stage_part.submit(config, stage, part, plan.keys, wait_for=deps)
-        results = [future.result() for future in futures.values()]
+        results = []
+        with tqdm(total=len(futures), desc=cfg.name, unit="part", disable=not progress) as bar:
+            for future in as_completed(list(futures.values())):
+                results.append(future.result())
+                bar.update(1)
         return finalize(plan, results)
 
 
-def pseudo_label(config: dict[str, Any]) -> dict[str, Any]:
+def pseudo_label(config: dict[str, Any], progress: bool = False) -> dict[str, Any]:
     """Run the flow with enough task threads to keep every Ray worker busy."""
     cfg = load_config(config)
     runner = ThreadPoolTaskRunner(max_workers=max(2, 2 * cfg.workers))
-    return pseudo_label_flow.with_options(task_runner=runner)(config)
+    return pseudo_label_flow.with_options(task_runner=runner)(config, progress=progress)

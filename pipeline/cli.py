@@ -103,7 +103,7 @@ def _label(cfg: RunConfig, orchestrator: str) -> int:
     if orchestrator == "prefect":
         from flows.pseudo_label import pseudo_label
 
-        manifest = pseudo_label(cfg.model_dump(mode="json"))
+        manifest = pseudo_label(cfg.model_dump(mode="json"), progress=True)
     else:
         from pipeline.label import run_label
 
