@@ -248,3 +248,14 @@ def test_match_then_greedy_tag_end_to_end() -> None:
     assert row["relationships"] == [
         {"subject_id": 30, "object_id": 31, "predicate": "ride", "confidence": 1.0, "caption_indices": [0, 1]}
     ]
+
+
+def test_relation_mentioned_only_by_unmatched_triplets_keeps_its_captions(scripted) -> None:
+    """"watch" came from caption 4, whose triplet matched no boxes: provenance still names it."""
+    ingest = [_image(1, {1: ("person", (0, 0, 1, 1)), 2: ("horse", (0, 0, 1, 1))})]
+    chunk = _chunk(1, [_pair(1, 2, {"ride": [0]})], ["ride", "watch"])
+    chunk["relation_captions"] = [{"relation": "ride", "caption_indices": [0]},
+                                  {"relation": "watch", "caption_indices": [4]}]
+    scripted(ScriptedTagger([ScoredRelation(1, 1, 2, "watch", 0.8)]))
+    out = run_tag({"ingest": ingest, "match": [chunk]}, RunConfig(), image_root=ROOT)
+    assert out.rows[0]["relationships"][0]["caption_indices"] == [4]
