@@ -12,7 +12,7 @@ import functools
 from typing import Any
 
 from prefect import flow, task
-from prefect.futures import as_completed
+from prefect.futures import as_completed, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from tqdm import tqdm
@@ -44,7 +44,12 @@ def run_stage_part(config: dict[str, Any], stage: str, part: int, keys: dict[str
     options: dict[str, Any] = {"max_retries": RAY_TASK_RETRIES, "num_cpus": 1}
     if ray.cluster_resources().get("GPU", 0) and STAGES[stage].wants_gpu(cfg):
         options["num_gpus"] = 1
-    return ray.get(_ray_unit().options(**options).remote(config, stage, part, keys))
+    try:
+        return ray.get(_ray_unit().options(**options).remote(config, stage, part, keys))
+    except ray.exceptions.RayTaskError as exc:
+        # Surface the stage's own error (e.g. disk full), not Ray's wrapper.
+        cause = exc.cause if isinstance(exc.cause, Exception) else exc
+        raise cause from None
 
 
 @flow(name="pseudo_label", log_prints=True)
@@ -66,11 +71,19 @@ def pseudo_label_flow(config: dict[str, Any], progress: bool = False) -> dict[st
             deps = [futures[(inp, part)] for inp in STAGES[stage].inputs if (inp, part) in futures]
             futures[(stage, part)] = run_stage_part.submit(config, stage, part, plan.keys, wait_for=deps)
         results = []
-        with tqdm(total=len(futures), desc=cfg.name, unit="part", disable=not progress) as bar:
-            for future in as_completed(list(futures.values())):
-                results.append(future.result())
-                bar.update(1)
+        try:
+            _collect(futures, results, cfg.name, progress)
+        finally:
+            # Never release the lock while a task may still be writing.
+            wait(list(futures.values()))
         return finalize(plan, results)
+
+
+def _collect(futures: dict, results: list, name: str, progress: bool) -> None:
+    with tqdm(total=len(futures), desc=name, unit="part", disable=not progress) as bar:
+        for future in as_completed(list(futures.values())):
+            results.append(future.result())
+            bar.update(1)
 
 
 def pseudo_label(config: dict[str, Any], progress: bool = False) -> dict[str, Any]:

@@ -8,8 +8,9 @@ import errno
 def user_facing(exc: BaseException) -> str | None:
     from pipeline.datasets import DatasetError
     from pipeline.lock import RunLocked
+    from storage.parts import SchemaMismatch
 
-    if isinstance(exc, (DatasetError, RunLocked)):
+    if isinstance(exc, (DatasetError, RunLocked, SchemaMismatch)):
         return str(exc)
     if isinstance(exc, PermissionError):
         return f"permission denied writing {exc.filename or 'the output'}: choose a writable --output"

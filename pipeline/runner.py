@@ -118,6 +118,8 @@ def execute_part(cfg: RunConfig, stage: str, part: int, keys: dict[str, str]) ->
         return {"stage": stage, "part": part, "skipped": True}
     started = time.perf_counter()
     inputs = {name: store_for(cfg, name, keys[name]).read_rows(part) for name in spec.inputs}
+    for name in spec.error_inputs:
+        inputs[f"{name}.errors"] = store_for(cfg, name, keys[name]).read_errors(part)
     output, attempts = _run_with_retries(spec.load(), inputs, cfg, stage, part)
     marker = store.write_part(part, output.rows, output.errors)
     return {"stage": stage, "part": part, "skipped": False, "rows": marker["rows"], "errors": marker["errors"],

@@ -17,7 +17,7 @@ StageFn = Callable[[dict[str, list[Row]], RunConfig], StageOutput]
 
 # Bump a stage's version when its code changes what it outputs, so cached
 # results computed by older code are not reused.
-STAGE_VERSIONS = {"ingest": 1, "caption": 1, "parse": 1, "match": 1, "tag": 1, "shard": 1}
+STAGE_VERSIONS = {"ingest": 1, "caption": 1, "parse": 1, "match": 1, "tag": 1, "shard": 2}
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class StageSpec:
     name: str
     inputs: tuple[str, ...]
     function: str  # "module:function"
+    # Stages whose error rows this stage also reads, as inputs["<stage>.errors"].
+    error_inputs: tuple[str, ...] = ()
 
     def load(self) -> StageFn:
         module, _, attr = self.function.partition(":")
@@ -45,7 +47,8 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("parse", ("caption",), "stages.parse:run_parse"),
         StageSpec("match", ("ingest", "parse"), "stages.match:run_match"),
         StageSpec("tag", ("ingest", "match"), "stages.tag:run_tag"),
-        StageSpec("shard", ("ingest", "caption", "tag"), "stages.shard:run_shard"),
+        StageSpec("shard", ("ingest", "caption", "tag"), "stages.shard:run_shard",
+                  error_inputs=("parse", "match", "tag")),
     )
 }
 

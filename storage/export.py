@@ -19,7 +19,7 @@ from typing import IO
 import pyarrow.parquet as pq
 
 from storage.atomic import atomic_write
-from storage.parts import read_table
+from storage.parts import check_schema
 from storage.schemas import SHARD
 
 OBJECT_ID_OFFSETS = {"coco": 10_000_000, "objects365": 20_000_000}
@@ -32,7 +32,7 @@ def shard_files(run_dir: Path) -> list[Path]:
 
 def iter_shard_rows(run_dir: Path) -> Iterator[dict]:
     for path in shard_files(run_dir):
-        read_table(path, SHARD)  # schema check before trusting the file
+        check_schema(path, SHARD)
         for batch in pq.ParquetFile(path).iter_batches(batch_size=256):
             yield from batch.to_pylist()
 

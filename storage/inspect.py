@@ -11,9 +11,11 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.contracts import STAGE_ORDER
+from storage.parts import check_schema
 from storage.schemas import ERRORS, schema_for
 
 
@@ -49,8 +51,9 @@ def _committed_files(stage_dir: Path, errors: bool = False) -> list[Path]:
     return files
 
 
-def _iter_rows(files: list[Path], columns: list[str] | None = None) -> Iterator[dict]:
+def _iter_rows(files: list[Path], schema: pa.Schema, columns: list[str] | None = None) -> Iterator[dict]:
     for path in files:
+        check_schema(path, schema)
         for batch in pq.ParquetFile(path).iter_batches(batch_size=512, columns=columns):
             yield from batch.to_pylist()
 
@@ -76,12 +79,12 @@ def inspect_stage(run_dir: Path, stage: str, sample: int = 3, top: int = 15) -> 
     rows = 0
     histogram: Counter = Counter()
     samples = []
-    for row in _iter_rows(files):
+    for row in _iter_rows(files, schema):
         rows += 1
         histogram.update(_relation_texts(stage, row))
         if len(samples) < sample:
             samples.append(row)
-    errors = Counter(r["reason"] for r in _iter_rows(_committed_files(stage_dir, errors=True), ["reason"]))
+    errors = Counter(r["reason"] for r in _iter_rows(_committed_files(stage_dir, errors=True), ERRORS, ["reason"]))
     out.append(f"rows: {rows}   errors: {sum(errors.values())}")
     for reason, count in errors.most_common():
         out.append(f"  error {reason}: {count}")
@@ -110,5 +113,3 @@ def inspect_run(run_dir: Path, stage: str | None = None, sample: int = 3) -> str
     parts.extend(inspect_stage(run_dir, s, sample=sample) for s in stages)
     return "\n\n".join(parts)
 
-
-__all__ = ["list_runs", "inspect_run", "inspect_stage", "ERRORS"]

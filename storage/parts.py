@@ -54,11 +54,16 @@ def write_table(path: Path, rows: list[Row], schema: pa.Schema, *, compression: 
     atomic_write(path, write, fsync=fsync)
 
 
-def read_table(path: Path, schema: pa.Schema) -> pa.Table:
-    """Read a Parquet file, refusing it unless its schema is exactly ``schema``."""
+def check_schema(path: Path, schema: pa.Schema) -> None:
+    """Refuse a Parquet file unless its schema is exactly ``schema``."""
     found = pq.read_schema(path)
     if not found.remove_metadata().equals(schema.remove_metadata()):
         raise SchemaMismatch(f"{path.name}: schema does not match the expected stage schema\nexpected: {schema}\nfound: {found}")
+
+
+def read_table(path: Path, schema: pa.Schema) -> pa.Table:
+    """Read a Parquet file after checking its schema."""
+    check_schema(path, schema)
     return pq.read_table(path, schema=schema)
 
 

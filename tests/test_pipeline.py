@@ -122,3 +122,19 @@ def test_coco_mini_on_ray_accounts_for_every_image(tmp_path, shared_data):
     assert len(in_shards) == 80
     assert manifest["stages"]["shard"]["rows"] == 80
     assert sum(len(r["relationships"]) for r in shard_rows(cfg.run_dir)) > 50
+
+
+def test_image_failed_downstream_leaves_the_shards(tmp_path, monkeypatch):
+    """A tag part that exhausts its retries: its images are error rows, not empty shard rows."""
+    import stages.tag
+
+    def broken(inputs, cfg, image_root=None):
+        raise RuntimeError("tagger crashed")
+
+    monkeypatch.setattr(stages.tag, "run_tag", broken)
+    cfg = demo_cfg(tmp_path, max_retries=0)
+    run_label(cfg)
+    assert shard_rows(cfg.run_dir) == []
+    errors = [e for f in (cfg.run_dir / "tag" / "errors").glob("*.parquet") for e in pq.read_table(f).to_pylist()]
+    assert {e["image_id"] for e in errors} == {1, 2, 3, 4, 5, 6}
+    assert {e["reason"] for e in errors} == {"stage_failed"}

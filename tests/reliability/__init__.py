@@ -1,0 +1,1 @@
+"""Fault-injection and bad-input suite: the factory survives crashes and garbage without losing or duplicating a row."""
