@@ -126,7 +126,7 @@ class ShardConfig(_Section):
 
 class RunConfig(_Section):
     RUNTIME_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"workers", "ray_address", "executor", "output", "fsync", "max_retries"}
+        {"workers", "ray_address", "executor", "output", "fsync", "max_retries", "retry_failed"}
     )
 
     name: str = Field(default="demo", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -138,6 +138,8 @@ class RunConfig(_Section):
     workers: int = Field(default=2, ge=1)
     ray_address: str | None = None
     max_retries: int = Field(default=2, ge=0)
+    # Re-run parts whose stage exhausted its retries in an earlier invocation.
+    retry_failed: bool = False
     fsync: bool = True
 
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)

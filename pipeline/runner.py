@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import ConfigError, RunConfig
-from pipeline.contracts import ErrorRow, StageOutput
+from pipeline.contracts import ErrorRow, StageError, StageOutput
 from pipeline.datasets import read_dataset
 from pipeline.faults import maybe_fault
 from pipeline.keys import compute_keys, stage_config
@@ -88,11 +88,42 @@ def plan_run(cfg: RunConfig) -> RunPlan:
         n_parts, stats = _ingest(cfg, ingest)
         todo["ingest"] = list(range(n_parts))
     for stage in PART_STAGES:
+        spec = STAGES[stage]
         store = store_for(cfg, stage, keys[stage])
         store.prepare(stage_config(cfg, stage), n_parts)
-        todo[stage] = [] if store.is_complete(n_parts) else [
-            p for p in range(n_parts) if not store.is_committed(p)]
+        if cfg.retry_failed:
+            _uncommit_failed(store, n_parts)
+        upstream = spec.inputs + spec.error_inputs
+        todo[stage] = [
+            p for p in range(n_parts)
+            if any(p in todo[u] for u in upstream) or not _committed_from_current_inputs(cfg, store, stage, p, keys)
+        ]
     return RunPlan(cfg=cfg, keys=keys, n_parts=n_parts, todo=todo, ingest_stats=stats)
+
+
+def input_digests(cfg: RunConfig, stage: str, part: int, keys: dict[str, str]) -> dict[str, str] | None:
+    """Digest of each input part a (stage, part) reads; None while one is not committed."""
+    spec = STAGES[stage]
+    digests = {}
+    for name in dict.fromkeys(spec.inputs + spec.error_inputs):
+        store = store_for(cfg, name, keys[name])
+        if not store.is_committed(part):
+            return None
+        digests[name] = store.digest(part)
+    return digests
+
+
+def _committed_from_current_inputs(cfg: RunConfig, store: StageStore, stage: str, part: int,
+                                   keys: dict[str, str]) -> bool:
+    digests = input_digests(cfg, stage, part, keys)
+    return digests is not None and store.is_committed(part, digests)
+
+
+def _uncommit_failed(store: StageStore, n_parts: int) -> None:
+    """--retry-failed: forget parts whose stage exhausted its retries, so they run again."""
+    for part in range(n_parts):
+        if store.is_committed(part) and store.marker(part).get("error_reasons", {}).get("stage_failed"):
+            store.uncommit(part)
 
 
 def _ingest(cfg: RunConfig, store: StageStore) -> tuple[int, dict[str, Any]]:
@@ -114,14 +145,17 @@ def execute_part(cfg: RunConfig, stage: str, part: int, keys: dict[str, str]) ->
     """Compute and commit one (stage, part); a committed part is skipped (idempotent)."""
     spec = STAGES[stage]
     store = store_for(cfg, stage, keys[stage])
-    if store.is_committed(part):
+    digests = input_digests(cfg, stage, part, keys)
+    if digests is None:
+        raise StageError(f"{stage} part {part}: an input part is not committed (run the stages in order)")
+    if store.is_committed(part, digests):
         return {"stage": stage, "part": part, "skipped": True}
     started = time.perf_counter()
     inputs = {name: store_for(cfg, name, keys[name]).read_rows(part) for name in spec.inputs}
     for name in spec.error_inputs:
         inputs[f"{name}.errors"] = store_for(cfg, name, keys[name]).read_errors(part)
     output, attempts = _run_with_retries(spec.load(), inputs, cfg, stage, part)
-    marker = store.write_part(part, output.rows, output.errors)
+    marker = store.write_part(part, output.rows, output.errors, inputs=digests)
     return {"stage": stage, "part": part, "skipped": False, "rows": marker["rows"], "errors": marker["errors"],
             "attempts": attempts, "seconds": round(time.perf_counter() - started, 3)}
 

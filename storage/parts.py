@@ -126,12 +126,15 @@ class StageStore:
                                                 "config": redact(stage_config)}, fsync=self.fsync)
         return discarded
 
-    def is_committed(self, part: int) -> bool:
+    def is_committed(self, part: int, inputs: dict[str, str] | None = None) -> bool:
+        """Committed under this key; with ``inputs``, also computed from exactly those input parts."""
         try:
             marker = json.loads(self.marker_path(part).read_text())
         except (OSError, ValueError):
             return False
         if marker.get("key") != self.key:
+            return False
+        if inputs is not None and marker.get("inputs", {}) != inputs:
             return False
         for name in ("rows_file", "errors_file"):
             info = marker.get(name) or {}
@@ -143,8 +146,13 @@ class StageStore:
     def committed_parts(self, n_parts: int) -> list[int]:
         return [p for p in range(n_parts) if self.is_committed(p)]
 
-    def write_part(self, part: int, rows: list[Row], errors: list[ErrorRow | Row]) -> dict[str, Any]:
-        """Write rows and errors atomically, then the commit marker. Returns the marker."""
+    def write_part(self, part: int, rows: list[Row], errors: list[ErrorRow | Row],
+                   inputs: dict[str, str] | None = None) -> dict[str, Any]:
+        """Write rows and errors atomically, then the commit marker. Returns the marker.
+
+        ``inputs`` maps each input stage to the digest of the part it was computed
+        from; a later change of an input part (recomputed, deleted) un-commits this one.
+        """
         self.marker_path(part).unlink(missing_ok=True)
         error_rows = [e.as_row() if isinstance(e, ErrorRow) else e for e in errors]
         write_table(self.part_path(part), rows, self.schema, compression=self.compression,
@@ -160,10 +168,19 @@ class StageStore:
             "error_reasons": _count(error_rows, "reason"),
             "rows_file": self._file_info(self.part_path(part)),
             "errors_file": self._file_info(self.errors_path(part)),
+            "inputs": inputs or {},
         }
         atomic_write_json(self.marker_path(part), marker, fsync=self.fsync)
         maybe_fault("after_marker_written", self.stage, part)
         return marker
+
+    def digest(self, part: int) -> str:
+        """Identity of a committed part's content (rows and errors checksums)."""
+        marker = self.marker(part)
+        return f"{marker['rows_file']['sha256']}:{marker['errors_file']['sha256']}"
+
+    def uncommit(self, part: int) -> None:
+        self.marker_path(part).unlink(missing_ok=True)
 
     def mark_success(self, n_parts: int) -> None:
         atomic_write_json(self.success_file, {"key": self.key, "n_parts": n_parts}, fsync=self.fsync)

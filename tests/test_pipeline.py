@@ -138,3 +138,39 @@ def test_image_failed_downstream_leaves_the_shards(tmp_path, monkeypatch):
     errors = [e for f in (cfg.run_dir / "tag" / "errors").glob("*.parquet") for e in pq.read_table(f).to_pylist()]
     assert {e["image_id"] for e in errors} == {1, 2, 3, 4, 5, 6}
     assert {e["reason"] for e in errors} == {"stage_failed"}
+
+
+def test_retry_failed_reruns_failed_parts_and_what_follows(tmp_path, monkeypatch):
+    import stages.tag
+
+    real = stages.tag.run_tag
+
+    def broken(inputs, cfg, image_root=None):
+        raise RuntimeError("tagger crashed")
+
+    monkeypatch.setattr(stages.tag, "run_tag", broken)
+    cfg = demo_cfg(tmp_path, max_retries=0)
+    run_label(cfg)
+    assert shard_rows(cfg.run_dir) == []
+
+    monkeypatch.setattr(stages.tag, "run_tag", real)
+    _, manifest = run_label(cfg)  # failures are results too: a plain re-run keeps them
+    assert manifest["this_invocation"]["parts_computed"] == 0
+    _, manifest = run_label(demo_cfg(tmp_path, retry_failed=True))
+    assert manifest["this_invocation"]["parts_computed_by_stage"] == {"tag": 3, "shard": 3}
+    assert len(shard_rows(cfg.run_dir)) == 6
+
+
+def test_changed_input_part_uncommits_downstream_parts(tmp_path):
+    cfg = demo_cfg(tmp_path)
+    plan, _ = run_label(cfg)
+    from pipeline.runner import store_for
+
+    # Rewrite parse part 1 with different content under the same key (as a hand edit would).
+    parse = store_for(cfg, "parse", plan.keys["parse"])
+    rows = parse.read_rows(1)
+    rows[0]["triplets"] = []
+    parse.write_part(1, rows, [], inputs=parse.marker(1)["inputs"])
+    replanned = plan_run(cfg)
+    assert replanned.todo["parse"] == [] and replanned.todo["match"] == [1]
+    assert replanned.todo["tag"] == [1] and replanned.todo["shard"] == [1]
