@@ -174,3 +174,23 @@ def test_changed_input_part_uncommits_downstream_parts(tmp_path):
     replanned = plan_run(cfg)
     assert replanned.todo["parse"] == [] and replanned.todo["match"] == [1]
     assert replanned.todo["tag"] == [1] and replanned.todo["shard"] == [1]
+
+
+def test_demo_with_rtagger_backend(tmp_path):
+    """The model-backed tagger through the whole pipeline (tiny random R-Tagger checkpoint)."""
+    import torch
+
+    from model import RLIPv2Config, build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "tagger.pt", build_model(RLIPv2Config.tiny("rtagger")).eval(),
+                           {"entity_labels": ["person", "cup"], "image_min_size": 64, "image_max_size": 96})
+    cfg = demo_cfg(tmp_path, tag={"tagger": "rtagger", "checkpoint": str(ckpt), "eta": 0.0, "device": "cpu"})
+    _, manifest = run_label(cfg)
+    rows = shard_rows(cfg.run_dir)
+    assert len(rows) == 6 and manifest["stages"]["tag"]["errors"] == 0
+    rels = [rel for r in rows for rel in r["relationships"]]
+    assert rels and all(0.0 < rel["confidence"] <= 1.0 for rel in rels)
+    # The R-Tagger scores every candidate pair against every relation text of its image.
+    tag_rows = [r for f in sorted((cfg.run_dir / "tag").glob("part-*.parquet")) for r in pq.read_table(f).to_pylist()]
+    assert sum(len(r["relationships"]) for r in tag_rows) >= sum(r["n_pairs"] for r in tag_rows)
