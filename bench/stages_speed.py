@@ -53,12 +53,16 @@ def per_stage(coco: Path, work: Path) -> None:
 
     oracle = {"backend": "oracle", "captions_file": str(coco / "annotations/captions_train2017.json"), "n_captions": 5}
     for label, captioner in (("oracle captions", oracle), ("tiny BLIP, N_cap=10", tiny_blip_captioner(work / "blip"))):
+        # Warm-up on 8 images: models load once per process, not part of steady-state speed.
+        warm = coco_config(coco, work, f"warm-{len(label)}", captioner)
+        warm["dataset"]["max_images"] = 8
+        run_label(load_config(warm))
         cfg = load_config(coco_config(coco, work, f"stages-{len(label)}", captioner))
         started = time.perf_counter()
         _, manifest = run_label(cfg)
         wall = time.perf_counter() - started
         images = manifest["ingest"]["images"]
-        print(f"\n[{label}] {images} images, wall {wall:.2f} s (incl. model loading and ingest)")
+        print(f"\n[{label}] {images} images, wall {wall:.2f} s (incl. ingest and manifest; models warm)")
         for stage, seconds in manifest["this_invocation"]["stage_seconds"].items():
             print(f"  {stage:<8} {seconds:7.3f} s   {images / seconds:9.1f} images/s")
 
@@ -70,22 +74,33 @@ def scaling_child(coco: Path, work: Path, workers: int) -> None:
     from pipeline.config import load_config
     from pipeline.label import run_label
 
+    from pipeline.executors import run_ray
+    from pipeline.runner import finalize, plan_run
+
     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     captioner = tiny_blip_captioner(work / "blip")
     run_label(load_config(coco_config(coco, work, f"warm-{workers}", captioner, "ray", workers)))
+    cfg = load_config(coco_config(coco, work, f"timed-{workers}", captioner | {"n_captions": 9}, "ray", workers))
     started = time.perf_counter()
-    run_label(load_config(coco_config(coco, work, f"timed-{workers}", captioner | {"n_captions": 9}, "ray", workers)))
-    print(json.dumps({"workers": workers, "seconds": time.perf_counter() - started}))
+    plan = plan_run(cfg)  # ingest + keys: serial driver work
+    executing = time.perf_counter()
+    summaries = run_ray(plan)
+    executed = time.perf_counter()
+    finalize(plan, summaries)
+    print(json.dumps({"workers": workers, "seconds": time.perf_counter() - started,
+                      "execution_seconds": executed - executing}))
 
 
 def scaling(coco: Path, work: Path) -> None:
-    seconds = {}
+    runs = {}
     for workers in (1, 2):
         out = subprocess.run([sys.executable, __file__, "--coco", str(coco), "--child", str(workers),
                               "--work", str(work / f"ray{workers}")], capture_output=True, text=True, check=True)
-        seconds[workers] = json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
-        print(f"  {workers} Ray worker(s): {seconds[workers]:.2f} s")
-    print(f"  speed-up 2 vs 1: {seconds[1] / seconds[2]:.2f}x (target >= 1.6x)")
+        runs[workers] = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"  {workers} Ray worker(s): {runs[workers]['seconds']:.2f} s end to end, "
+              f"{runs[workers]['execution_seconds']:.2f} s executing parts")
+    print(f"  speed-up 2 vs 1: {runs[1]['seconds'] / runs[2]['seconds']:.2f}x end to end, "
+          f"{runs[1]['execution_seconds'] / runs[2]['execution_seconds']:.2f}x executing (target >= 1.6x)")
 
 
 def main() -> None:

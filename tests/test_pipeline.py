@@ -124,23 +124,9 @@ def test_coco_mini_on_ray_accounts_for_every_image(tmp_path, shared_data):
     assert sum(len(r["relationships"]) for r in shard_rows(cfg.run_dir)) > 50
 
 
-def test_image_failed_downstream_leaves_the_shards(tmp_path, monkeypatch):
-    """A tag part that exhausts its retries: its images are error rows, not empty shard rows."""
-    import stages.tag
-
-    def broken(inputs, cfg, image_root=None):
-        raise RuntimeError("tagger crashed")
-
-    monkeypatch.setattr(stages.tag, "run_tag", broken)
-    cfg = demo_cfg(tmp_path, max_retries=0)
-    run_label(cfg)
-    assert shard_rows(cfg.run_dir) == []
-    errors = [e for f in (cfg.run_dir / "tag" / "errors").glob("*.parquet") for e in pq.read_table(f).to_pylist()]
-    assert {e["image_id"] for e in errors} == {1, 2, 3, 4, 5, 6}
-    assert {e["reason"] for e in errors} == {"stage_failed"}
-
-
-def test_retry_failed_reruns_failed_parts_and_what_follows(tmp_path, monkeypatch):
+@pytest.fixture
+def crashing_tagger(monkeypatch):
+    """Makes every tag part raise; returns a function that restores the real stage."""
     import stages.tag
 
     real = stages.tag.run_tag
@@ -149,11 +135,25 @@ def test_retry_failed_reruns_failed_parts_and_what_follows(tmp_path, monkeypatch
         raise RuntimeError("tagger crashed")
 
     monkeypatch.setattr(stages.tag, "run_tag", broken)
+    return lambda: monkeypatch.setattr(stages.tag, "run_tag", real)
+
+
+def test_image_failed_downstream_leaves_the_shards(tmp_path, crashing_tagger):
+    """A tag part that exhausts its retries: its images are error rows, not empty shard rows."""
+    cfg = demo_cfg(tmp_path, max_retries=0)
+    run_label(cfg)
+    assert shard_rows(cfg.run_dir) == []
+    errors = [e for f in (cfg.run_dir / "tag" / "errors").glob("*.parquet") for e in pq.read_table(f).to_pylist()]
+    assert {e["image_id"] for e in errors} == {1, 2, 3, 4, 5, 6}
+    assert {e["reason"] for e in errors} == {"stage_failed"}
+
+
+def test_retry_failed_reruns_failed_parts_and_what_follows(tmp_path, crashing_tagger):
     cfg = demo_cfg(tmp_path, max_retries=0)
     run_label(cfg)
     assert shard_rows(cfg.run_dir) == []
 
-    monkeypatch.setattr(stages.tag, "run_tag", real)
+    crashing_tagger()  # restore the real tag stage
     _, manifest = run_label(cfg)  # failures are results too: a plain re-run keeps them
     assert manifest["this_invocation"]["parts_computed"] == 0
     _, manifest = run_label(demo_cfg(tmp_path, retry_failed=True))
