@@ -26,7 +26,8 @@ def _label_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Flags given on the command line, as a nested config dict (None = not given)."""
     flat = {
         ("name",): args.run, ("output",): args.output, ("seed",): args.seed, ("part_size",): args.part_size,
-        ("workers",): args.workers, ("retry_failed",): args.retry_failed or None, ("ray_address",): args.ray_address, ("executor",): args.executor,
+        ("workers",): args.workers, ("retry_failed",): args.retry_failed or None,
+        ("reuse_runs",): False if args.no_reuse else None, ("ray_address",): args.ray_address, ("executor",): args.executor,
         ("dataset", "kind"): args.dataset_kind, ("dataset", "annotations"): args.annotations,
         ("dataset", "images"): args.images, ("dataset", "split"): args.split,
         ("dataset", "max_images"): args.max_images,
@@ -90,6 +91,8 @@ def _add_label_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="Ray workers (CPUs) on the local machine")
     p.add_argument("--ray-address", help="address of an existing Ray cluster")
     p.add_argument("--executor", choices=["ray", "local"])
+    p.add_argument("--no-reuse", action="store_true",
+                   help="compute every stage here instead of adopting identical parts from other runs")
     p.add_argument("--retry-failed", action="store_true",
                    help="re-run parts that failed all their retries in an earlier run (and what follows them)")
     p.add_argument("--orchestrator", choices=["prefect", "none"], default="prefect",

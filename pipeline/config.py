@@ -126,7 +126,7 @@ class ShardConfig(_Section):
 
 class RunConfig(_Section):
     RUNTIME_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"workers", "ray_address", "executor", "output", "fsync", "max_retries", "retry_failed"}
+        {"workers", "ray_address", "executor", "output", "fsync", "max_retries", "retry_failed", "reuse_runs"}
     )
 
     name: str = Field(default="demo", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -140,6 +140,8 @@ class RunConfig(_Section):
     max_retries: int = Field(default=2, ge=0)
     # Re-run parts whose stage exhausted its retries in an earlier invocation.
     retry_failed: bool = False
+    # Adopt committed parts with the same stage key from other runs under ``output``.
+    reuse_runs: bool = True
     fsync: bool = True
 
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)

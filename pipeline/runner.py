@@ -22,6 +22,7 @@ from pipeline.contracts import ErrorRow, StageError, StageOutput
 from pipeline.datasets import read_dataset
 from pipeline.faults import maybe_fault
 from pipeline.keys import compute_keys, stage_config
+from pipeline.reuse import adopt_ingest, adopt_parts
 from pipeline.stage_specs import PART_STAGES, STAGES
 from stages.ingest import partition, partition_errors
 from storage.atomic import atomic_write_json
@@ -85,14 +86,20 @@ def plan_run(cfg: RunConfig) -> RunPlan:
     else:
         n_parts, stats = 0, {}
     if not n_parts or not ingest.is_complete(n_parts):
-        n_parts, stats = _ingest(cfg, ingest)
-        todo["ingest"] = list(range(n_parts))
+        adopted = adopt_ingest(ingest, cfg.output, cfg.name, cfg.fsync) if cfg.reuse_runs else None
+        if adopted is not None:
+            n_parts, stats = adopted["n_parts"], adopted
+        else:
+            n_parts, stats = _ingest(cfg, ingest)
+            todo["ingest"] = list(range(n_parts))
     for stage in PART_STAGES:
         spec = STAGES[stage]
         store = store_for(cfg, stage, keys[stage])
         store.prepare(stage_config(cfg, stage), n_parts)
         if cfg.retry_failed:
             _uncommit_failed(store, n_parts)
+        elif cfg.reuse_runs:
+            adopt_parts(store, cfg.output, cfg.name, n_parts)
         upstream = spec.inputs + spec.error_inputs
         todo[stage] = [
             p for p in range(n_parts)

@@ -194,3 +194,15 @@ def test_demo_with_rtagger_backend(tmp_path):
     # The R-Tagger scores every candidate pair against every relation text of its image.
     tag_rows = [r for f in sorted((cfg.run_dir / "tag").glob("part-*.parquet")) for r in pq.read_table(f).to_pylist()]
     assert sum(len(r["relationships"]) for r in tag_rows) >= sum(r["n_pairs"] for r in tag_rows)
+
+
+def test_new_run_adopts_identical_stages_from_earlier_runs(tmp_path):
+    run_label(demo_cfg(tmp_path))
+    _, manifest = run_label(demo_cfg(tmp_path, name="relabel", tag={"eta": 0.5}))
+    assert set(manifest["this_invocation"]["parts_computed_by_stage"]) == {"tag", "shard"}
+    assert manifest["stages"]["caption"]["state"] == "complete"
+    first, second = tmp_path / "t" / "caption", tmp_path / "relabel" / "caption"
+    assert (first / "part-00000.parquet").read_bytes() == (second / "part-00000.parquet").read_bytes()
+
+    _, manifest = run_label(demo_cfg(tmp_path, name="fresh", reuse_runs=False))
+    assert manifest["this_invocation"]["parts_computed"] == 15

@@ -1,0 +1,83 @@
+"""Reuse committed parts across runs: a new run adopts what an earlier run computed.
+
+Re-labelling COCO with a new captioner in a new run should not re-ingest the
+dataset; trying a new η should not re-caption it. A stage's key says everything
+its output depends on, so any sibling run under the same output root whose stage
+directory carries the same key holds parts this run can take as they are. They
+are hard-linked (no copy, same filesystem) or copied where links are not
+possible, and the commit marker is written last, so adoption is as crash-safe
+as computing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from storage.atomic import atomic_write_json
+from storage.parts import StageStore
+
+log = logging.getLogger("relfactory")
+
+
+def sibling_stores(store: StageStore, output: Path, run_name: str) -> list[StageStore]:
+    """Stores of the same stage and key in other runs under ``output``."""
+    found = []
+    if not output.is_dir():
+        return found
+    for run_dir in sorted(p for p in output.iterdir() if p.is_dir() and p.name != run_name and not p.name.startswith(".")):
+        other = StageStore(run_dir, store.stage, store.key, fsync=store.fsync)
+        if other.recorded_key() == store.key:
+            found.append(other)
+    return found
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def adopt_parts(store: StageStore, output: Path, run_name: str, n_parts: int) -> int:
+    """Take every part that this store lacks and a sibling run has committed. Returns how many."""
+    adopted = 0
+    for other in sibling_stores(store, output, run_name):
+        for part in range(n_parts):
+            if store.is_committed(part) or not other.is_committed(part):
+                continue
+            marker = other.marker(part)
+            _link_or_copy(other.part_path(part), store.part_path(part))
+            _link_or_copy(other.errors_path(part), store.errors_path(part))
+            atomic_write_json(store.marker_path(part), marker, fsync=store.fsync)
+            adopted += 1
+    if adopted:
+        log.info("%s: adopted %d committed parts from earlier runs", store.stage, adopted)
+    return adopted
+
+
+def adopt_ingest(store: StageStore, output: Path, run_name: str, fsync: bool) -> dict | None:
+    """Adopt a sibling run's complete ingest (all parts and its stats); returns the stats."""
+    for other in sibling_stores(store, output, run_name):
+        stats_file = other.dir / "_STATS.json"
+        try:
+            stats = json_load(stats_file)
+        except (OSError, ValueError):
+            continue
+        if not other.is_complete(stats["n_parts"]):
+            continue
+        store.prepare(json_load(other.stage_file)["config"], stats["n_parts"])
+        adopt_parts(store, output, run_name, stats["n_parts"])
+        atomic_write_json(store.dir / "_STATS.json", stats, fsync=fsync)
+        store.mark_success(stats["n_parts"])
+        return stats
+    return None
+
+
+def json_load(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text())
