@@ -88,7 +88,7 @@ class SetCriterion(nn.Module):
         batch_idx = torch.cat([torch.full_like(src, i) for i, (src, _) in enumerate(indices)]).to(device)
         query_idx = torch.cat([src for src, _ in indices]).to(device)
         losses = {"loss_entity_ce": self._entity_loss(outputs, targets, indices, batch_idx, query_idx)}
-        losses["loss_relation"] = self._relation_loss(outputs, targets, indices, batch_idx, query_idx)
+        losses["loss_relation"] = self.relation_loss(outputs, targets, indices, batch_idx, query_idx)
         losses.update(self._box_losses(outputs, targets, indices, batch_idx, query_idx, num_pairs))
         return losses
 
@@ -109,7 +109,8 @@ class SetCriterion(nn.Module):
             total = total + (ce * weight).sum() / weight.sum()
         return total
 
-    def _relation_loss(self, outputs, targets, indices, batch_idx, query_idx) -> Tensor:  # type: ignore[no-untyped-def]
+    def relation_loss(self, outputs, targets, indices, batch_idx, query_idx) -> Tensor:  # type: ignore[no-untyped-def]
+        """Relation classification loss of the matched queries; subclasses override it (soft targets)."""
         logits = outputs["pred_verb_logits"].float()
         target = torch.zeros_like(logits)
         width = logits.shape[-1]

@@ -6,6 +6,8 @@
     relfactory export   write a run's shards as official RLIPv2 JSON
     relfactory deploy   schedule the labelling flow with a cron expression
     relfactory demo     label the bundled demo photos end to end
+    relfactory train    train RLIPv2 / the R-Tagger from shards (and other sources)
+    relfactory evaluate evaluate a checkpoint on HICO-DET, V-COCO or Open Images
 """
 
 from __future__ import annotations
@@ -210,6 +212,10 @@ def make_parser() -> argparse.ArgumentParser:
                    help="oracle: the demo's written captions (offline); blip: needs BLIP weights locally")
     p.add_argument("--orchestrator", choices=["prefect", "none"], default="prefect")
     p.set_defaults(func=cmd_demo)
+
+    from pipeline.cli_train import add_train_parsers
+
+    add_train_parsers(sub)
     return parser
 
 
