@@ -43,13 +43,19 @@ def coco_config(coco: Path, output: Path, name: str, captioner: dict, executor: 
 def tiny_blip_captioner(directory: Path) -> dict:
     from stages.captioners.tiny import save_tiny_blip
 
-    model_dir = save_tiny_blip(directory)
+    # 384 px input with 16 px patches, like the real BLIP-large, so the vision encoder
+    # does realistic work per image (the weights are random and tiny in width).
+    model_dir = save_tiny_blip(directory, image_size=384, patch_size=16)
     return {"backend": "blip", "model_id": str(model_dir), "n_captions": 10, "device": "cpu"}
 
 
 def per_stage(coco: Path, work: Path) -> None:
+    import torch
+
     from pipeline.config import load_config
     from pipeline.label import run_label
+
+    torch.set_num_threads(1)  # the same single core a Ray worker gets
 
     oracle = {"backend": "oracle", "captions_file": str(coco / "annotations/captions_train2017.json"), "n_captions": 5}
     for label, captioner in (("oracle captions", oracle), ("tiny BLIP, N_cap=10", tiny_blip_captioner(work / "blip"))):
@@ -69,15 +75,12 @@ def per_stage(coco: Path, work: Path) -> None:
 
 def scaling_child(coco: Path, work: Path, workers: int) -> None:
     """Runs in a fresh process: warm up, then time one full run on `workers` Ray workers."""
-    import ray
-
     from pipeline.config import load_config
+    from pipeline.executors import ensure_ray, run_ray
     from pipeline.label import run_label
-
-    from pipeline.executors import run_ray
     from pipeline.runner import finalize, plan_run
 
-    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    ensure_ray(None, workers)  # one CPU and one torch thread per worker
     captioner = tiny_blip_captioner(work / "blip")
     run_label(load_config(coco_config(coco, work, f"warm-{workers}", captioner, "ray", workers)))
     cfg = load_config(coco_config(coco, work, f"timed-{workers}", captioner | {"n_captions": 9}, "ray", workers))

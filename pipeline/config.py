@@ -174,17 +174,22 @@ def load_config(data: dict[str, Any]) -> RunConfig:
         raise ConfigError(format_validation_error(exc)) from None
 
 
-def load_config_file(path: Path) -> RunConfig:
+def read_config_mapping(path: Path, what: str = "config") -> dict[str, Any]:
+    """A YAML or JSON file whose top level is a mapping, or a ConfigError saying why not."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"{what} file not found: {path}")
     try:
         data = json.loads(path.read_text()) if path.suffix == ".json" else _load_yaml(path)
     except (ValueError, OSError) as exc:
-        raise ConfigError(f"cannot read config {path}: {exc}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config {path} must be a mapping at the top level")
-    return load_config(data)
+        raise ConfigError(f"{what} {path} must be a mapping at the top level")
+    return data
+
+
+def load_config_file(path: Path) -> RunConfig:
+    return load_config(read_config_mapping(path))
 
 
 def _load_yaml(path: Path) -> Any:

@@ -8,13 +8,12 @@ GPU). Sources are listed with a weight each (a repeat factor per epoch).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipeline.config import ConfigError, format_validation_error
+from pipeline.config import ConfigError, format_validation_error, read_config_mapping
 
 Mode = Literal["pretrain", "rtagger", "finetune"]
 SourceKind = Literal["shards", "rlipv2-json", "vg", "hico-det", "v-coco"]
@@ -119,19 +118,4 @@ def load_train_config(data: dict[str, Any]) -> TrainConfig:
 
 
 def load_train_config_file(path: Path) -> TrainConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"training config not found: {path}")
-    try:
-        text = path.read_text()
-        if path.suffix == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read training config {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"training config {path} must be a mapping")
-    return load_train_config(data)
+    return load_train_config(read_config_mapping(path, "training config"))
