@@ -32,6 +32,7 @@ def coco_config(coco: Path, output: Path, name: str, captioner: dict, executor: 
                 workers: int = 1, part_size: int = 8) -> dict:
     return {
         "name": name, "output": str(output), "part_size": part_size, "executor": executor, "workers": workers,
+        "reuse_runs": False,  # time the work itself, never adopt it from the warm-up run
         "dataset": {"kind": "coco", "annotations": str(coco / "annotations/instances_train2017.json"),
                     "images": str(coco / "train2017")},
         "caption": captioner,
