@@ -9,13 +9,13 @@ stored inside, so loading never downloads anything.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from storage.atomic import atomic_write
 
 from .configuration import CHAR_TOKENIZER, RLIPv2Config
 
@@ -60,16 +60,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, metadata: dict[str, Any]
         "metadata": dict(metadata or {}),
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # Write then rename: a crash never leaves a half-written checkpoint behind.
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
     return path
 
 

@@ -12,14 +12,14 @@ with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from storage.atomic import atomic_write
 
 STATE_FILE = "train_state.pt"
 STATE_FORMAT = "relfactory-train-state"
@@ -55,15 +55,7 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 def atomic_torch_save(payload: Any, path: Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
     return path
 
 
