@@ -14,17 +14,18 @@ import logging
 import time
 import traceback
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from pipeline.config import ConfigError, RunConfig
 from pipeline.contracts import ErrorRow, StageError, StageOutput
-from pipeline.datasets import read_dataset
+from pipeline.datasets import scan_dataset
 from pipeline.faults import maybe_fault
 from pipeline.keys import compute_keys, stage_config
 from pipeline.reuse import adopt_ingest, adopt_parts
 from pipeline.stage_specs import PART_STAGES, STAGES
-from stages.ingest import partition, partition_errors
+from stages.ingest import partition_errors, partition_ids
 from storage.atomic import atomic_write_json
 from storage.manifest import redact_text, write_manifest
 from storage.parts import StageStore
@@ -134,18 +135,22 @@ def _uncommit_failed(store: StageStore, n_parts: int) -> None:
 
 
 def _ingest(cfg: RunConfig, store: StageStore) -> tuple[int, dict[str, Any]]:
-    result = read_dataset(cfg.dataset)
-    parts = partition(result.rows, cfg.part_size)
-    part_errors = partition_errors(result.errors, parts)
-    store.prepare(stage_config(cfg, "ingest"), len(parts))
-    for index, (rows, errors) in enumerate(zip(parts, part_errors)):
+    """Validate the dataset and write its parts one at a time (rows are built per part)."""
+    scan = scan_dataset(cfg.dataset)
+    image_ids = scan.image_ids
+    bounds = partition_ids(image_ids, cfg.part_size)
+    part_errors = partition_errors(scan.errors, bounds)
+    store.prepare(stage_config(cfg, "ingest"), len(bounds))
+    rows = scan.rows()
+    for index, (ids, errors) in enumerate(zip(bounds, part_errors)):
+        part_rows = list(islice(rows, len(ids)))
         if not store.is_committed(index):
-            store.write_part(index, rows, errors)
-    stats = {"n_parts": len(parts), "images": len(result.rows), "image_errors": len(result.errors),
-             "boxes": dict(sorted(result.box_stats.items()))}
+            store.write_part(index, part_rows, errors)
+    stats = {"n_parts": len(bounds), "images": len(image_ids), "image_errors": len(scan.errors),
+             "boxes": dict(sorted(scan.box_stats.items()))}
     atomic_write_json(store.dir / "_STATS.json", stats, fsync=cfg.fsync)
-    store.mark_success(len(parts))
-    return len(parts), stats
+    store.mark_success(len(bounds))
+    return len(bounds), stats
 
 
 def execute_part(cfg: RunConfig, stage: str, part: int, keys: dict[str, str]) -> dict[str, Any]:

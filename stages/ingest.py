@@ -7,22 +7,22 @@ worker count runs them. Every later stage works part by part on these slices.
 
 from __future__ import annotations
 
-from pipeline.contracts import ErrorRow, Row
+from bisect import bisect_left
+
+from pipeline.contracts import ErrorRow
 
 
-def partition(rows: list[Row], part_size: int) -> list[list[Row]]:
-    ordered = sorted(rows, key=lambda r: r["image_id"])
-    parts = [ordered[i : i + part_size] for i in range(0, len(ordered), part_size)]
-    return parts or [[]]
+def partition_ids(image_ids: list[int], part_size: int) -> list[list[int]]:
+    """Sorted image ids cut into parts of ``part_size`` (one empty part for an empty dataset)."""
+    ordered = sorted(image_ids)
+    return [ordered[i : i + part_size] for i in range(0, len(ordered), part_size)] or [[]]
 
 
-def partition_errors(errors: list[ErrorRow], parts: list[list[Row]]) -> list[list[ErrorRow]]:
-    """Put each ingest error in the part whose id range covers its image (part 0 if none)."""
-    bounds = [part[-1]["image_id"] if part else None for part in parts]
+def partition_errors(errors: list[ErrorRow], parts: list[list[int]]) -> list[list[ErrorRow]]:
+    """Put each ingest error in the part whose id range covers its image (part 0 if it has no id)."""
+    last_ids = [part[-1] for part in parts if part]
     out: list[list[ErrorRow]] = [[] for _ in parts]
     for err in sorted(errors, key=lambda e: (e.image_id is None, e.image_id or 0, e.reason)):
-        index = 0
-        if err.image_id is not None:
-            index = next((i for i, hi in enumerate(bounds) if hi is not None and err.image_id <= hi), len(parts) - 1)
+        index = 0 if err.image_id is None else min(bisect_left(last_ids, err.image_id), len(parts) - 1)
         out[index].append(err)
     return out

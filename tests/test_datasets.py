@@ -119,3 +119,42 @@ def test_coco_mini_reads(shared_data):
     result = read_dataset(cfg)
     assert len(result.rows) == 80 and not result.errors
     assert sum(len(r["objects"]) for r in result.rows) + result.box_stats["crowd_box_dropped"] == 739
+
+
+@pytest.fixture
+def always_stream(monkeypatch):
+    """Makes every annotation file take the streaming (ijson) path of large files."""
+    import pipeline.annotation_source
+
+    monkeypatch.setattr(pipeline.annotation_source, "STREAM_BYTES", 0)
+
+
+def test_streamed_reading_matches_in_memory_reading(tmp_path, monkeypatch):
+    import pipeline.annotation_source
+
+    cfg = write_dataset(tmp_path, [img(2), img(1), img(1), {"id": 3, "file_name": "3.jpg", "width": 0, "height": 5}], [
+        box(10, 1, [10, 10, 20, 20]), box(11, 2, [90, 70, 50, 50]), box(12, 1, [1, 1, 5, 5], cat=99),
+        box(13, 2, [5, 5, 0, 5]), box(14, 1, [1.5, 2.25, 3.0, 4.0], cat=2), {"id": 15, "image_id": 1},
+    ])
+    in_memory = read_dataset(cfg)
+    monkeypatch.setattr(pipeline.annotation_source, "STREAM_BYTES", 0)
+    streamed = read_dataset(cfg)
+    assert streamed.rows == in_memory.rows
+    assert [e.as_row() for e in streamed.errors] == [e.as_row() for e in in_memory.errors]
+    counts = dict(streamed.box_stats)
+    counts.pop("pycocotools_indexed_images", None)  # the cross-check runs only on in-memory files
+    assert counts == {k: v for k, v in in_memory.box_stats.items() if k != "pycocotools_indexed_images"}
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not valid JSON"),
+    ('{"images": [], "annotations": [{"id": 1,', "not valid JSON"),
+    ("[1, 2]", "JSON object"),
+    ('{"images": [], "annotations": []}', "categories"),
+    ('{"images": {}, "annotations": [], "categories": []}', "images"),
+])
+def test_streamed_unusable_files_raise_the_same_clear_errors(tmp_path, always_stream, content, message):
+    ann = tmp_path / "a.json"
+    ann.write_text(content)
+    with pytest.raises(DatasetError, match=message):
+        read_dataset(DatasetConfig(kind="coco", annotations=ann, images=tmp_path))
