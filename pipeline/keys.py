@@ -32,8 +32,11 @@ def file_fingerprint(path: Path | None) -> dict[str, Any] | None:
         return {"path": str(path), "missing": True}
     if stat.st_size > 256 << 20:
         return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return {"sha256": digest}
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"sha256": digest.hexdigest()}
 
 
 def stage_config(cfg: RunConfig, stage: str) -> dict[str, Any]:
