@@ -19,9 +19,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 if "PREFECT_HOME" not in os.environ:
+    import atexit
+    import shutil
     import tempfile
 
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="relfactory-prefect-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
