@@ -22,7 +22,7 @@ import numpy as np
 
 from pipeline.config import ConfigError, load_config
 from pipeline.datasets import image_root as dataset_image_root
-from storage.parts import read_table
+from storage.parts import StageStore, read_table
 from storage.schemas import SHARD
 
 from .records import MAX_RELATIONS, Record, record_from_objects
@@ -70,23 +70,13 @@ class _PartCache:
 
 # ---------------------------------------------------------------------- shards
 def committed_shard_parts(run_dir: Path) -> list[Path]:
-    """Shard part files whose commit marker names the stage's current key and matching size."""
-    shard_dir = Path(run_dir) / "shard"
+    """Shard part files committed under the stage's current key (the part store's own rule)."""
     try:
-        key = json.loads((shard_dir / "_STAGE.json").read_text())["key"]
-    except (OSError, ValueError, KeyError):
+        stage = json.loads((Path(run_dir) / "shard" / "_STAGE.json").read_text())
+        store = StageStore(Path(run_dir), "shard", stage["key"])
+        return [store.part_path(part) for part in store.committed_parts(int(stage["n_parts"]))]
+    except (OSError, ValueError, KeyError, TypeError):
         return []
-    parts = []
-    for marker_path in sorted(shard_dir.glob("part-*.done")):
-        try:
-            marker = json.loads(marker_path.read_text())
-            info = marker["rows_file"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        path = shard_dir / info.get("path", "")
-        if marker.get("key") == key and path.is_file() and path.stat().st_size == info.get("bytes"):
-            parts.append(path)
-    return parts
 
 
 def run_image_root(run_dir: Path, images: Path | None = None) -> Path:
