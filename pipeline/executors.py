@@ -24,9 +24,10 @@ RAY_TASK_RETRIES = 3
 
 def units(plan: RunPlan) -> Iterator[tuple[str, int]]:
     """(stage, part) units in dependency order: part-major, so parts pipeline."""
+    todo = {stage: set(plan.todo.get(stage, [])) for stage in PART_STAGES}
     for part in range(plan.n_parts):
         for stage in PART_STAGES:
-            if part in plan.todo.get(stage, []):
+            if part in todo[stage]:
                 yield stage, part
 
 

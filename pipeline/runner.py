@@ -101,10 +101,11 @@ def plan_run(cfg: RunConfig) -> RunPlan:
             _uncommit_failed(store, n_parts)
         elif cfg.reuse_runs:
             adopt_parts(store, cfg.output, cfg.name, n_parts)
-        upstream = spec.inputs + spec.error_inputs
+        # A part whose input part is recomputed must be recomputed after it.
+        upstream_todo = set().union(*(todo[u] for u in spec.inputs + spec.error_inputs))
         todo[stage] = [
             p for p in range(n_parts)
-            if any(p in todo[u] for u in upstream) or not _committed_from_current_inputs(cfg, store, stage, p, keys)
+            if p in upstream_todo or not _committed_from_current_inputs(cfg, store, stage, p, keys)
         ]
     return RunPlan(cfg=cfg, keys=keys, n_parts=n_parts, todo=todo, ingest_stats=stats)
 
