@@ -8,7 +8,6 @@ a part wait only for that part's upstream tasks, so parts stream through stages.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from prefect import flow, task
@@ -18,19 +17,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from tqdm import tqdm
 
 from pipeline.config import RunConfig, load_config
-from pipeline.executors import RAY_TASK_RETRIES, ensure_ray, units
+from pipeline.executors import ensure_ray, ray_options, ray_unit, units, worker_error
 from pipeline.lock import RunLock
 from pipeline.runner import execute_part, finalize, plan_run
 from pipeline.stage_specs import STAGES
-
-
-@functools.cache
-def _ray_unit():
-    import ray
-
-    from pipeline.executors import _remote_execute_part
-
-    return ray.remote(_remote_execute_part)
 
 
 @task(name="stage-part", task_run_name="{stage}-part-{part}")
@@ -41,15 +31,11 @@ def run_stage_part(config: dict[str, Any], stage: str, part: int, keys: dict[str
     import ray
 
     ensure_ray(cfg.ray_address, cfg.workers)
-    options: dict[str, Any] = {"max_retries": RAY_TASK_RETRIES, "num_cpus": 1}
-    if ray.cluster_resources().get("GPU", 0) and STAGES[stage].wants_gpu(cfg):
-        options["num_gpus"] = 1
+    options = ray_options(cfg, stage, ray.cluster_resources().get("GPU", 0))
     try:
-        return ray.get(_ray_unit().options(**options).remote(config, stage, part, keys))
+        return ray.get(ray_unit().options(**options).remote(config, stage, part, keys))
     except ray.exceptions.RayTaskError as exc:
-        # Surface the stage's own error (e.g. disk full), not Ray's wrapper.
-        cause = exc.cause if isinstance(exc.cause, Exception) else exc
-        raise cause from None
+        raise worker_error(exc) from None
 
 
 @flow(name="pseudo_label", log_prints=True)

@@ -9,12 +9,14 @@ stages that use a model ask Ray for a GPU when the cluster has one.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from typing import Any
 
 from tqdm import tqdm
 
+from pipeline.config import RunConfig
 from pipeline.runner import RunPlan, execute_part
 from pipeline.stage_specs import PART_STAGES, STAGES
 
@@ -54,9 +56,29 @@ def ensure_ray(address: str | None, workers: int) -> None:
 
 
 def _remote_execute_part(cfg_json: dict, stage: str, part: int, keys: dict[str, str], *_deps: Any) -> dict[str, Any]:
-    from pipeline.config import RunConfig
-
     return execute_part(RunConfig.model_validate(cfg_json), stage, part, keys)
+
+
+@functools.cache
+def ray_unit() -> Any:
+    """The remote function that runs one (stage, part) on a Ray worker."""
+    import ray
+
+    return ray.remote(_remote_execute_part)
+
+
+def ray_options(cfg: RunConfig, stage: str, cluster_gpus: float) -> dict[str, Any]:
+    """Resources and retries of one unit: one CPU, and a GPU for model stages when the cluster has one."""
+    options: dict[str, Any] = {"max_retries": RAY_TASK_RETRIES, "num_cpus": 1}
+    if cluster_gpus and STAGES[stage].wants_gpu(cfg):
+        options["num_gpus"] = 1
+    return options
+
+
+def worker_error(exc: Exception) -> Exception:
+    """The stage's own exception (e.g. a full disk, with its errno) instead of Ray's wrapper."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, Exception) else exc
 
 
 def submit_ray(plan: RunPlan) -> dict[tuple[str, int], Any]:
@@ -64,17 +86,13 @@ def submit_ray(plan: RunPlan) -> dict[tuple[str, int], Any]:
     import ray
 
     ensure_ray(plan.cfg.ray_address, plan.cfg.workers)
-    remote = ray.remote(_remote_execute_part)
     gpus = ray.cluster_resources().get("GPU", 0)
     cfg_json = plan.cfg.model_dump(mode="json")
     refs: dict[tuple[str, int], Any] = {}
     for stage, part in units(plan):
-        spec = STAGES[stage]
-        deps = [refs[(inp, part)] for inp in spec.inputs if (inp, part) in refs]
-        options: dict[str, Any] = {"max_retries": RAY_TASK_RETRIES, "num_cpus": 1}
-        if gpus and spec.wants_gpu(plan.cfg):
-            options["num_gpus"] = 1
-        refs[(stage, part)] = remote.options(**options).remote(cfg_json, stage, part, plan.keys, *deps)
+        deps = [refs[(inp, part)] for inp in STAGES[stage].inputs if (inp, part) in refs]
+        options = ray_options(plan.cfg, stage, gpus)
+        refs[(stage, part)] = ray_unit().options(**options).remote(cfg_json, stage, part, plan.keys, *deps)
     return refs
 
 
@@ -93,8 +111,6 @@ def run_ray(plan: RunPlan, progress: bool = False) -> list[dict[str, Any]]:
                 # The caller releases the run lock next: no task of this run may still be writing then.
                 for ref in pending:
                     ray.cancel(ref, force=True)
-                # Ray's wrapper loses e.g. errno; the worker's own exception (a full disk) explains itself.
-                cause = getattr(exc, "cause", None)
-                raise (cause if isinstance(cause, Exception) else exc) from None
+                raise worker_error(exc) from None
             bar.update(len(done))
     return results
