@@ -8,7 +8,6 @@ downstream of it, while ingest keeps its key; a new η changes tag and shard onl
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from pipeline.config import RunConfig, stable_hash
 from pipeline.datasets import annotation_fingerprint
 from pipeline.stage_specs import STAGE_VERSIONS, STAGES
+from storage.parts import sha256_file
 
 # The built-in synonym tables are data files: editing them must invalidate match.
 VOCAB_DIR = Path(__file__).resolve().parents[1] / "stages" / "vocab"
@@ -32,11 +32,7 @@ def file_fingerprint(path: Path | None) -> dict[str, Any] | None:
         return {"path": str(path), "missing": True}
     if stat.st_size > 256 << 20:
         return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return {"sha256": digest.hexdigest()}
+    return {"sha256": sha256_file(path)}
 
 
 def stage_config(cfg: RunConfig, stage: str) -> dict[str, Any]:

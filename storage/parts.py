@@ -35,7 +35,8 @@ class SchemaMismatch(ValueError):
     """A Parquet file whose schema is not the one its stage promises."""
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -204,7 +205,7 @@ class StageStore:
         return json.loads(self.marker_path(part).read_text())
 
     def _file_info(self, path: Path) -> dict[str, Any]:
-        return {"path": str(path.relative_to(self.dir)), "bytes": path.stat().st_size, "sha256": _sha256(path)}
+        return {"path": str(path.relative_to(self.dir)), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
 def _count(rows: list[Row], key: str) -> dict[str, int]:
