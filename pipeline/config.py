@@ -198,12 +198,14 @@ def _load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
 
+def format_field_errors(errors: list[tuple[str, str]]) -> str:
+    """The one layout of every configuration error: a header, then ``  field: message`` lines."""
+    return "\n".join(["invalid configuration:", *(f"  {where}: {message}" for where, message in errors)])
+
+
 def format_validation_error(exc: ValidationError) -> str:
-    lines = ["invalid configuration:"]
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  {where}: {err['msg']}")
-    return "\n".join(lines)
+    return format_field_errors([(".".join(str(p) for p in err["loc"]) or "(top level)", err["msg"])
+                                for err in exc.errors()])
 
 
 def canonical_json(obj: Any) -> str:

@@ -18,7 +18,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import ConfigError, RunConfig
+from pipeline.config import ConfigError, RunConfig, format_field_errors
 from pipeline.contracts import ErrorRow, StageError, StageOutput
 from pipeline.datasets import scan_dataset
 from pipeline.faults import maybe_fault
@@ -69,10 +69,11 @@ def validate_resources(cfg: RunConfig) -> None:
 
     matcher_for(cfg.match, cfg.dataset.kind)  # a malformed synonyms file raises ConfigError here
     if cfg.tag.checkpoint is not None and not Path(cfg.tag.checkpoint).is_file():
-        raise ConfigError(f"invalid configuration:\n  tag.checkpoint: file not found: {cfg.tag.checkpoint}")
+        raise ConfigError(format_field_errors([("tag.checkpoint", f"file not found: {cfg.tag.checkpoint}")]))
     if cfg.caption.backend == "oracle" and cfg.caption.captions_file is not None \
             and not Path(cfg.caption.captions_file).is_file():
-        raise ConfigError(f"invalid configuration:\n  caption.captions_file: file not found: {cfg.caption.captions_file}")
+        raise ConfigError(format_field_errors([("caption.captions_file",
+                                                f"file not found: {cfg.caption.captions_file}")]))
 
 
 def plan_run(cfg: RunConfig) -> RunPlan:
