@@ -11,6 +11,7 @@ as computing.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -64,20 +65,14 @@ def adopt_ingest(store: StageStore, output: Path, run_name: str, fsync: bool) ->
     for other in sibling_stores(store, output, run_name):
         stats_file = other.dir / "_STATS.json"
         try:
-            stats = json_load(stats_file)
+            stats = json.loads(stats_file.read_text())
         except (OSError, ValueError):
             continue
         if not other.is_complete(stats["n_parts"]):
             continue
-        store.prepare(json_load(other.stage_file)["config"], stats["n_parts"])
+        store.prepare(json.loads(other.stage_file.read_text())["config"], stats["n_parts"])
         adopt_parts(store, output, run_name, stats["n_parts"])
         atomic_write_json(store.dir / "_STATS.json", stats, fsync=fsync)
         store.mark_success(stats["n_parts"])
         return stats
     return None
-
-
-def json_load(path: Path) -> dict:
-    import json
-
-    return json.loads(path.read_text())
