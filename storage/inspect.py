@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.contracts import STAGE_ORDER
-from storage.parts import check_schema
+from storage.parts import StageStore, check_schema
 from storage.schemas import ERRORS, schema_for
 
 
@@ -41,14 +41,13 @@ def list_runs(output: Path) -> str:
     return "\n".join(lines) or f"no runs under {output}"
 
 
-def _committed_files(stage_dir: Path, errors: bool = False) -> list[Path]:
-    files = []
-    for marker in sorted(stage_dir.glob("part-*.done")):
-        name = marker.name.replace(".done", ".parquet")
-        path = stage_dir / "errors" / name if errors else stage_dir / name
-        if path.is_file():
-            files.append(path)
-    return files
+def _committed_files(run_dir: Path, stage: str, errors: bool = False) -> list[Path]:
+    """Files of the parts committed under the stage's current key (the part store's rule)."""
+    opened = StageStore.open_recorded(run_dir, stage)
+    if opened is None:
+        return []
+    store, n_parts = opened
+    return [store.errors_path(p) if errors else store.part_path(p) for p in store.committed_parts(n_parts)]
 
 
 def _iter_rows(files: list[Path], schema: pa.Schema, columns: list[str] | None = None) -> Iterator[dict]:
@@ -72,7 +71,7 @@ def inspect_stage(run_dir: Path, stage: str, sample: int = 3, top: int = 15) -> 
     stage_dir = run_dir / stage
     if not stage_dir.is_dir():
         return f"== {stage}: not computed"
-    files = _committed_files(stage_dir)
+    files = _committed_files(run_dir, stage)
     out = [f"== {stage}  ({len(files)} committed parts)"]
     schema = schema_for(stage)
     out.append("schema: " + ", ".join(f"{f.name}: {f.type}" for f in schema))
@@ -84,7 +83,7 @@ def inspect_stage(run_dir: Path, stage: str, sample: int = 3, top: int = 15) -> 
         histogram.update(_relation_texts(stage, row))
         if len(samples) < sample:
             samples.append(row)
-    errors = Counter(r["reason"] for r in _iter_rows(_committed_files(stage_dir, errors=True), ERRORS, ["reason"]))
+    errors = Counter(r["reason"] for r in _iter_rows(_committed_files(run_dir, stage, errors=True), ERRORS, ["reason"]))
     out.append(f"rows: {rows}   errors: {sum(errors.values())}")
     for reason, count in errors.most_common():
         out.append(f"  error {reason}: {count}")

@@ -97,6 +97,15 @@ class StageStore:
     def success_file(self) -> Path:
         return self.dir / "_SUCCESS"
 
+    @classmethod
+    def open_recorded(cls, run_dir: Path, stage: str) -> tuple["StageStore", int] | None:
+        """The store a run's stage directory was last prepared for, with its part count (None if never)."""
+        try:
+            recorded = json.loads((Path(run_dir) / stage / "_STAGE.json").read_text())
+            return cls(Path(run_dir), stage, recorded["key"]), int(recorded["n_parts"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     # -- lifecycle -------------------------------------------------------------
     def recorded_key(self) -> str | None:
         try:

@@ -71,12 +71,11 @@ class _PartCache:
 # ---------------------------------------------------------------------- shards
 def committed_shard_parts(run_dir: Path) -> list[Path]:
     """Shard part files committed under the stage's current key (the part store's own rule)."""
-    try:
-        stage = json.loads((Path(run_dir) / "shard" / "_STAGE.json").read_text())
-        store = StageStore(Path(run_dir), "shard", stage["key"])
-        return [store.part_path(part) for part in store.committed_parts(int(stage["n_parts"]))]
-    except (OSError, ValueError, KeyError, TypeError):
+    opened = StageStore.open_recorded(Path(run_dir), "shard")
+    if opened is None:
         return []
+    store, n_parts = opened
+    return [store.part_path(part) for part in store.committed_parts(n_parts)]
 
 
 def run_image_root(run_dir: Path, images: Path | None = None) -> Path:
