@@ -1,4 +1,4 @@
-"""Downstream evaluation: HICO-DET, V-COCO and Open Images v6 SGG.
+"""Downstream evaluation: HICO-DET, V-COCO, Open Images v6 SGG and Visual Genome SGG.
 
 Each evaluator takes predictions keyed by image file name (``Triplet`` lists
 or columnar ``ImagePredictions``) and ground truth from ``storage.downstream``
@@ -13,14 +13,17 @@ from stages.evaluation.oi_sgg import evaluate_oi_sgg
 from stages.evaluation.predictions import ImagePredictions, Triplet
 from stages.evaluation.report import EvalResult, format_table, read_result, result_path, write_result
 from stages.evaluation.vcoco import evaluate_vcoco
+from stages.evaluation.vg_sgg import SceneGraphPrediction, evaluate_vg_sgg
 
 __all__ = [
     "EvalResult",
     "ImagePredictions",
+    "SceneGraphPrediction",
     "Triplet",
     "evaluate_hico_det",
     "evaluate_oi_sgg",
     "evaluate_vcoco",
+    "evaluate_vg_sgg",
     "format_table",
     "read_result",
     "result_path",
