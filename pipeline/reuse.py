@@ -5,8 +5,8 @@ dataset; trying a new η should not re-caption it. A stage's key says everything
 its output depends on, so any sibling run under the same output root whose stage
 directory carries the same key holds parts this run can take as they are. They
 are hard-linked (no copy, same filesystem) or copied where links are not
-possible, and the commit marker is written last, so adoption is as crash-safe
-as computing.
+possible, through the part store's own commit protocol (staged rows, errors,
+marker, publish), so adoption is as crash-safe as computing.
 """
 
 from __future__ import annotations
@@ -51,9 +51,11 @@ def adopt_parts(store: StageStore, output: Path, run_name: str, n_parts: int) ->
             if store.is_committed(part) or not other.is_committed(part):
                 continue
             marker = other.marker(part)
-            _link_or_copy(other.part_path(part), store.part_path(part))
+            # The part store's commit protocol: staged rows, errors, marker, then the rows made visible.
+            store.uncommit(part)
+            _link_or_copy(other.part_path(part), store.staged_path(part))
             _link_or_copy(other.errors_path(part), store.errors_path(part))
-            atomic_write_json(store.marker_path(part), marker, fsync=store.fsync)
+            store.commit(part, marker)
             adopted += 1
     if adopted:
         log.info("%s: adopted %d committed parts from earlier runs", store.stage, adopted)

@@ -116,7 +116,7 @@ def test_coco_mini_on_ray_accounts_for_every_image(tmp_path, shared_data):
     _, manifest = run_label(cfg)
     in_shards = {r["image_id"] for r in shard_rows(cfg.run_dir)}
     errored = {e["image_id"] for stage in ("ingest", "caption")
-               for f in (cfg.run_dir / stage / "errors").glob("*.parquet") for e in pq.read_table(f).to_pylist()}
+               for f in (cfg.run_dir / stage / "_errors").glob("*.parquet") for e in pq.read_table(f).to_pylist()}
     all_ids = {img["id"] for img in json.loads((coco / "annotations/instances_train2017.json").read_text())["images"]}
     assert in_shards | errored == all_ids
     assert len(in_shards) == 80
@@ -143,7 +143,7 @@ def test_image_failed_downstream_leaves_the_shards(tmp_path, crashing_tagger):
     cfg = demo_cfg(tmp_path, max_retries=0)
     run_label(cfg)
     assert shard_rows(cfg.run_dir) == []
-    errors = [e for f in (cfg.run_dir / "tag" / "errors").glob("*.parquet") for e in pq.read_table(f).to_pylist()]
+    errors = [e for f in (cfg.run_dir / "tag" / "_errors").glob("*.parquet") for e in pq.read_table(f).to_pylist()]
     assert {e["image_id"] for e in errors} == {1, 2, 3, 4, 5, 6}
     assert {e["reason"] for e in errors} == {"stage_failed"}
 

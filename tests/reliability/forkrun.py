@@ -50,7 +50,7 @@ def _child(config: dict[str, Any], faults: str | None) -> None:
 
 
 def _commits(run_dir: Path) -> int:
-    return sum(1 for _ in run_dir.glob("*/part-*.done"))
+    return sum(1 for _ in run_dir.glob("*/_markers/part-*.json"))
 
 
 def run_once(config: dict[str, Any], faults: str | None = None, kill_after_commits: int | None = None,

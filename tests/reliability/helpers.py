@@ -89,7 +89,7 @@ def part_files(run_dir: Path) -> dict[str, bytes]:
     files = {}
     for stage in STAGE_DIRS:
         stage_dir = run_dir / stage
-        for path in sorted(stage_dir.glob("part-*.parquet")) + sorted(stage_dir.glob("errors/part-*.parquet")):
+        for path in sorted(stage_dir.glob("part-*.parquet")) + sorted(stage_dir.glob("_errors/part-*.parquet")):
             files[str(path.relative_to(run_dir))] = path.read_bytes()
     return files
 
@@ -105,7 +105,7 @@ def shard_rows(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def error_rows(run_dir: Path) -> list[dict[str, Any]]:
-    return [e for stage in STAGE_DIRS for f in sorted((run_dir / stage).glob("errors/part-*.parquet"))
+    return [e for stage in STAGE_DIRS for f in sorted((run_dir / stage).glob("_errors/part-*.parquet"))
             for e in pq.read_table(f).to_pylist()]
 
 
@@ -118,7 +118,7 @@ def accounting(run_dir: Path) -> tuple[set[int], dict[int, set[str]]]:
 
 
 def committed_markers(run_dir: Path) -> list[Path]:
-    return [m for stage in STAGE_DIRS for m in sorted((run_dir / stage).glob("part-*.done"))]
+    return [m for stage in STAGE_DIRS for m in sorted((run_dir / stage).glob("_markers/part-*.json"))]
 
 
 def assert_committed_parts_intact(run_dir: Path) -> int:
@@ -128,7 +128,7 @@ def assert_committed_parts_intact(run_dir: Path) -> int:
         marker = json.loads(marker_path.read_text())
         for name in ("rows_file", "errors_file"):
             info = marker[name]
-            target = marker_path.parent / info["path"]
+            target = marker_path.parent.parent / info["path"]  # paths are relative to the stage dir
             assert target.is_file(), f"{marker_path.name} commits {info['path']}, which is missing"
             data = target.read_bytes()
             assert len(data) == info["bytes"], f"{target} is torn: {len(data)} bytes, marker says {info['bytes']}"

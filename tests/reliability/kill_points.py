@@ -16,8 +16,12 @@ from pipeline.faults import POINTS
 from pipeline.stage_specs import PART_STAGES
 
 # Steps inside one unit, as StageStore.write_part and the runner reach them.
-UNIT_STEPS = ("before_compute", "rename:rows", "after_rows_written", "after_errors_written", "rename:marker",
-              "after_marker_written")
+UNIT_STEPS = ("before_compute", "rename:rows", "after_rows_written", "rename:errors", "after_errors_written",
+              "rename:marker", "after_marker_written")
+
+# Fault names of the three atomic writes of a unit (storage.parts: staged rows go by their published name).
+_RENAMED = {"rename:rows": "part-{part:05d}.parquet", "rename:errors": "_errors/part-{part:05d}.parquet",
+            "rename:marker": "_markers/part-{part:05d}.json"}
 
 
 @dataclass(frozen=True, order=True)
@@ -31,9 +35,8 @@ class KillPoint:
 
 
 def _unit_rule(step: str, stage: str, part: int) -> str:
-    if step.startswith("rename:"):
-        suffix = "parquet" if step == "rename:rows" else "done"
-        return f"before_rename:{stage}/part-{part:05d}.{suffix}"
+    if step in _RENAMED:
+        return f"before_rename:{stage}/" + _RENAMED[step].format(part=part)
     return f"{step}:{stage}:{part}"
 
 
@@ -62,7 +65,7 @@ def must_cover(n_parts: int, run_name: str, rng: random.Random) -> list[KillPoin
     rules = [f"before_compute:{stage}:{rng.randrange(n_parts)}" for stage in PART_STAGES]
     stage = rng.choice(PART_STAGES)
     part = rng.randrange(n_parts)
-    rules += [f"after_errors_written:{stage}:{part}", f"before_rename:{stage}/part-{part:05d}.done",
+    rules += [f"after_errors_written:{stage}:{part}", f"before_rename:{stage}/_markers/part-{part:05d}.json",
               f"before_rename:{run_name}/manifest.json"]
     return [by_rule[r] for r in dict.fromkeys(rules)]
 

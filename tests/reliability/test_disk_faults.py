@@ -47,7 +47,7 @@ def reference(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("target, action", [
     ("ingest/part-00001.parquet", "enospc"),
-    ("caption/part-00000.done", "eacces"),
+    ("caption/_markers/part-00000.json", "eacces"),
     ("tag/part-00002.parquet", "enospc"),
     ("shard/_SUCCESS", "eacces"),
     (f"{RUN}/manifest.json", "enospc"),
@@ -69,7 +69,7 @@ def test_failed_write_is_a_clear_error_and_resumes_identically(tmp_path, capsys,
     assert not state["lock"], "the failed run must release its lock"
     stage, name = target.split("/", 1)
     if name.startswith("part-") and name.endswith(".parquet"):
-        assert not (run_dir / stage / name.replace(".parquet", ".done")).exists()
+        assert not (run_dir / stage / "_markers" / name.replace(".parquet", ".json")).exists()
 
     monkeypatch.delenv(FAULTS_ENV)
     assert main(["label", "--config", str(config), "--orchestrator", "none"]) == 0

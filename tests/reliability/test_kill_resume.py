@@ -118,7 +118,7 @@ def test_cli_killed_mid_run_resumes_to_identical_output(tmp_path):
     proc = start_cli_label(config)
     try:
         deadline = time.monotonic() + 120
-        while not (run_dir / "caption" / "part-00000.done").exists():  # models loaded, labelling under way
+        while not (run_dir / "caption" / "_markers" / "part-00000.json").exists():  # models loaded, labelling under way
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.01)
         time.sleep(random.Random(SEED + 1).uniform(0.0, 0.3))

@@ -57,8 +57,7 @@ def secret_config(tmp_path) -> dict:
 def test_run_files_hold_no_machine_paths_or_credentials(tmp_path, secret_config):
     cfg = load_config(secret_config)
     run_label(cfg)
-    json_files = sorted(cfg.run_dir.rglob("*.json")) + sorted(cfg.run_dir.rglob("*.done")) + \
-        sorted(cfg.run_dir.rglob("_SUCCESS"))
+    json_files = sorted(cfg.run_dir.rglob("*.json")) + sorted(cfg.run_dir.rglob("_SUCCESS"))
     assert (cfg.run_dir / "manifest.json") in json_files and len(json_files) > 10
     for path in json_files:
         text = path.read_text()

@@ -69,7 +69,7 @@ def test_worker_deaths_are_retried_and_a_full_disk_stops_cleanly(tmp_path):
     full_dir = tmp_path / "ray" / "full"
     after = describe_run(full_dir)
     assert after["intact"] is True and not after["lock"], after
-    assert not (full_dir / "shard" / "part-00002.done").exists()
+    assert not (full_dir / "shard" / "_markers" / "part-00002.json").exists()
 
     resumed = demo_cfg(tmp_path / "ray", name="full")  # same keys; the executor is not part of them
     _, manifest = run_label(resumed)

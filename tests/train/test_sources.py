@@ -67,9 +67,9 @@ def test_uncommitted_or_foreign_parts_are_ignored(tmp_path: Path) -> None:
     # A part without its commit marker (a crash before the marker) is not read.
     pq.write_table(pa.Table.from_pylist(shard_rows()[:1], schema=SHARD), run / "shard" / "part-00009.parquet")
     # A marker whose size no longer matches its file is not trusted.
-    marker = json.loads((run / "shard" / "part-00002.done").read_text())
+    marker = json.loads((run / "shard" / "_markers" / "part-00002.json").read_text())
     marker["rows_file"]["bytes"] += 1
-    (run / "shard" / "part-00002.done").write_text(json.dumps(marker))
+    (run / "shard" / "_markers" / "part-00002.json").write_text(json.dumps(marker))
     assert [p.name for p in committed_shard_parts(run)] == ["part-00000.parquet", "part-00001.parquet"]
     assert len(ShardSource(run)) == 4
 
