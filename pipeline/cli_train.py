@@ -131,7 +131,9 @@ def add_train_parsers(subparsers: Any) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="YAML/JSON training config; flags override it")
     p.add_argument("--mode", choices=["pretrain", "rtagger", "finetune"])
-    p.add_argument("--preset", choices=["tiny", "full"], help="tiny: the CPU-sized model (tests, demo)")
+    p.add_argument("--preset", choices=["tiny", "small", "full"],
+                   help="tiny: the CPU-sized model (tests, demo); small: CPU-sized with the pretrained MiniLM "
+                        "text encoder shipped offline; full: the paper's model")
     p.add_argument("--variant", choices=["parsed", "parseda", "rtagger"])
     p.add_argument("--shards", nargs="+", metavar="RUN", help="labelling run directories (<output>/<run>)")
     p.add_argument("--images", nargs="+", help="image root: one for all --shards runs, or one per run")

@@ -42,6 +42,7 @@ class SourceSpec(_Strict):
     few_shot: float | None = Field(default=None, gt=0.0, le=100.0)  # percent of a downstream set
     meta: Path | None = None  # hico-det: hico_meta.json (verb names)
     name: str | None = None
+    max_images: int | None = Field(default=None, ge=1)  # shards: the first N images with relations only
 
     @model_validator(mode="after")
     def _images_for_files(self) -> "SourceSpec":
@@ -52,8 +53,9 @@ class SourceSpec(_Strict):
 
 class TrainConfig(_Strict):
     mode: Mode = "pretrain"
-    # ``tiny`` builds RLIPv2Config.tiny (CPU-sized); ``full`` the paper's model.
-    preset: Literal["tiny", "full"] = "full"
+    # ``tiny`` builds RLIPv2Config.tiny (CPU-sized, random text encoder); ``small`` the
+    # CPU-sized model with the pretrained, packaged MiniLM text encoder; ``full`` the paper's model.
+    preset: Literal["tiny", "small", "full"] = "full"
     variant: Literal["parsed", "parseda", "rtagger"] | None = None  # default: rtagger for mode=rtagger
     model: dict[str, Any] = Field(default_factory=dict)  # RLIPv2Config overrides
     init_checkpoint: Path | None = None  # fine-tuning starts from these weights

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from model.checkpoint import save_checkpoint
+from model.text_check import warn_if_labels_collapse
 
 from .checkpointing import apply_train_state, atomic_torch_save, check_fingerprint, load_train_state, save_train_state
 from .config import TrainConfig
@@ -43,6 +44,7 @@ from .labels import (
     TextEmbedder,
     TextVocabulary,
     extend_sequence,
+    frequent_texts,
     model_text_embedder,
     sentence_transformer_embedder,
 )
@@ -149,6 +151,9 @@ def train(cfg: TrainConfig, *, ctx: DistContext | None = None, on_step: StepHook
 
     model = build_training_model(cfg).to(ctx.device)
     config = model.config
+    if ctx.is_main:
+        warn_if_labels_collapse(model.text_encoder, frequent_texts(entity_vocab) + frequent_texts(relation_vocab),
+                                where="training start")
     is_tagger = config.variant == "rtagger"
     criterion = SoftRelationCriterion.for_model(config, cfg.quality_labels)
     optimizer = build_optimizer(model, cfg.lr, cfg.lr_backbone, cfg.lr_text_encoder, cfg.weight_decay)

@@ -18,7 +18,8 @@ from .sources import JsonSource, ShardSource, Source, load_file_names
 
 def open_source(spec: SourceSpec, cfg: TrainConfig) -> Source:
     if spec.kind == "shards":
-        return ShardSource(spec.path, spec.images, eta=spec.eta, max_relations=cfg.max_relations, name=spec.name)
+        return ShardSource(spec.path, spec.images, eta=spec.eta, max_relations=cfg.max_relations, name=spec.name,
+                           max_images=spec.max_images)
     assert spec.images is not None  # SourceSpec validation
     if spec.kind in ("vg", "rlipv2-json"):
         dataset = spec.dataset or ("vg" if spec.kind == "vg" else "coco")
@@ -38,6 +39,8 @@ def model_config(cfg: TrainConfig) -> RLIPv2Config:
     variant = cfg.model_variant
     if cfg.preset == "tiny":
         return RLIPv2Config.tiny(variant, **cfg.model)  # type: ignore[arg-type]
+    if cfg.preset == "small":
+        return RLIPv2Config.small(variant, **cfg.model)  # type: ignore[arg-type]
     preset = {"parsed": RLIPv2Config.parsed, "parseda": RLIPv2Config.parseda, "rtagger": RLIPv2Config.rtagger}
     return preset[variant](**cfg.model)
 

@@ -50,6 +50,12 @@ class TextVocabulary:
         return len(self.texts)
 
 
+def frequent_texts(vocab: TextVocabulary, limit: int = 32) -> list[str]:
+    """The ``limit`` most frequent texts (ties by text), e.g. to probe the text encoder."""
+    order = sorted(range(len(vocab)), key=lambda i: (-vocab.counts[i], vocab.texts[i]))
+    return [vocab.texts[i] for i in order[:limit]]
+
+
 def sample_negatives(vocab: TextVocabulary, exclude: set[str], k: int, rng: np.random.Generator,
                      power: float = 1.0) -> list[str]:
     """``k`` distinct texts not in ``exclude``, drawn without replacement with probability ∝ count**power.
