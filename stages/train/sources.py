@@ -106,7 +106,7 @@ class ShardSource:
 
     def __init__(self, run_dir: Path, images: Path | None = None, *, eta: float | None = None,
                  max_relations: int = MAX_RELATIONS, require_relations: bool = True, cache_parts: int = 4,
-                 name: str | None = None) -> None:
+                 name: str | None = None, max_images: int | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.name = name or self.run_dir.name
         self.paths = committed_shard_parts(self.run_dir)
@@ -125,6 +125,8 @@ class ShardSource:
         for part in range(len(self.paths)):
             records = self._load(part)
             kept = [i for i, r in enumerate(records) if _keep(r, require_relations)]
+            if max_images is not None:  # the first images only (the learning check trains on a few)
+                kept = kept[:max(0, max_images - sum(len(k) for k in self._kept))]
             for i in kept:
                 _count(records[i], self.entity_counts, self.relation_counts)
             self._kept.append(np.asarray(kept, dtype=np.int64))
