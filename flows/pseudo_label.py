@@ -8,6 +8,7 @@ a part wait only for that part's upstream tasks, so parts stream through stages.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from prefect import flow, task
@@ -16,11 +17,14 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from tqdm import tqdm
 
+from flows.prefect_api import prefect_api
 from pipeline.config import RunConfig, load_config
 from pipeline.executors import ensure_ray, ray_options, ray_unit, units, worker_error
 from pipeline.lock import RunLock
 from pipeline.runner import execute_part, finalize, plan_run
 from pipeline.stage_specs import STAGES
+
+log = logging.getLogger("relfactory")
 
 
 @task(name="stage-part", task_run_name="{stage}-part-{part}")
@@ -42,16 +46,17 @@ def run_stage_part(config: dict[str, Any], stage: str, part: int, keys: dict[str
 def pseudo_label_flow(config: dict[str, Any], progress: bool = False) -> dict[str, Any]:
     cfg = load_config(config)
     config = cfg.model_dump(mode="json")
-    if cfg.executor == "ray":
-        # Start Ray from the flow's own thread: a Ray driver started inside a task
-        # thread loses its cluster processes once the flow finishes.
-        ensure_ray(cfg.ray_address, cfg.workers)
     with RunLock(cfg.run_dir):
         plan = plan_run(cfg)
         if plan.nothing_to_do:
             print(f"run {cfg.name} is up to date: every stage is cached, nothing to do")
         else:
             print(f"plan for run {cfg.name}:\n{plan.describe()}")
+            if cfg.executor == "ray":
+                # Start Ray from the flow's own thread (a Ray driver started inside a task
+                # thread loses its cluster processes once the flow finishes), and only
+                # when there is work: starting it costs seconds.
+                ensure_ray(cfg.ray_address, cfg.workers)
         futures: dict[tuple[str, int], Any] = {}
         for stage, part in units(plan):
             deps = [futures[(inp, part)] for inp in STAGES[stage].inputs if (inp, part) in futures]
@@ -73,7 +78,18 @@ def _collect(futures: dict, results: list, name: str, progress: bool) -> None:
 
 
 def pseudo_label(config: dict[str, Any], progress: bool = False) -> dict[str, Any]:
-    """Run the flow with enough task threads to keep every Ray worker busy."""
+    """Run the flow with enough task threads to keep every Ray worker busy.
+
+    The run is planned first, outside Prefect: inputs are checked before any
+    server starts, and a run with nothing to do returns without starting the
+    Prefect API or Ray (their start-up is most of an up-to-date re-run's time).
+    """
     cfg = load_config(config)
+    with RunLock(cfg.run_dir):
+        plan = plan_run(cfg)
+        if plan.nothing_to_do:
+            log.info("run %s is up to date: nothing to orchestrate, Prefect and Ray were not started", cfg.name)
+            return finalize(plan, [])
     runner = ThreadPoolTaskRunner(max_workers=max(2, 2 * cfg.workers))
-    return pseudo_label_flow.with_options(task_runner=runner)(config, progress=progress)
+    with prefect_api():
+        return pseudo_label_flow.with_options(task_runner=runner)(config, progress=progress)

@@ -10,13 +10,13 @@ stages that use a model ask Ray for a GPU when the cluster has one.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Iterator
 from typing import Any
 
 from tqdm import tqdm
 
 from pipeline.config import RunConfig
+from pipeline.ray_start import start_ray
 from pipeline.runner import RunPlan, execute_part
 from pipeline.stage_specs import PART_STAGES, STAGES
 
@@ -42,17 +42,8 @@ def run_local(plan: RunPlan, progress: bool = False) -> list[dict[str, Any]]:
 
 
 def ensure_ray(address: str | None, workers: int) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if address:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    else:
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}})
+    """Connect to Ray (started locally unless ``address`` names a cluster); one clear error if it cannot."""
+    start_ray(address, workers)
 
 
 def _remote_execute_part(cfg_json: dict, stage: str, part: int, keys: dict[str, str], *_deps: Any) -> dict[str, Any]:

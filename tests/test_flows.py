@@ -1,4 +1,4 @@
-"""Flow-level tests: few, because the first Prefect flow in a process starts a server (~15 s)."""
+"""Flow-level tests: few, and all on the session's one Prefect server (the ``prefect_server`` fixture)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pipeline.demo import demo_config
 
 
 @pytest.mark.slow
-def test_pseudo_label_flow_on_ray_labels_the_demo(tmp_path):
+def test_pseudo_label_flow_on_ray_labels_the_demo(tmp_path, prefect_server):
     from flows.pseudo_label import pseudo_label
 
     cfg = demo_config(tmp_path)
