@@ -42,7 +42,7 @@ class DatasetConfig(_Section):
     annotations: Path | None = None
     images: Path | None = None
     name: str | None = None  # recorded as the row's ``dataset``; defaults to ``kind``
-    split: str = "train"
+    split: str | None = None  # None: from the annotation file name (instances_val2017.json -> val2017)
     max_images: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")

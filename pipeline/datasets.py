@@ -27,8 +27,10 @@ from pipeline.annotation_source import AnnotationSource, DatasetError
 from pipeline.config import DatasetConfig
 from pipeline.contracts import ErrorRow, Row
 from pipeline.images import BadImage, resolve_image_path
+from pipeline.splits import split_from_annotations
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo_data"
+CLIPPED_DECIMALS = 6
 
 
 @dataclass
@@ -150,7 +152,8 @@ def scan_dataset(ds: DatasetConfig) -> ScannedDataset:
     if source.data is not None:
         coco = _pycocotools_index(source.data, images)
         box_stats["pycocotools_indexed_images"] = len(coco.imgs)
-    return ScannedDataset(dataset_name(ds), ds.split, images, categories, boxes, errors, box_stats)
+    split = ds.split or split_from_annotations(source.path)
+    return ScannedDataset(dataset_name(ds), split, images, categories, boxes, errors, box_stats)
 
 
 def read_dataset(ds: DatasetConfig) -> IngestResult:
@@ -254,9 +257,13 @@ def _add_annotation(
     if w <= 0 or h <= 0 or x2 - x1 < 1.0 or y2 - y1 < 1.0:
         box_stats["degenerate_box_dropped"] += 1
         return
-    if (x1, y1, x2, y2) != (x, y, x + w, y + h):
-        box_stats["box_clipped"] += 1
-    boxes.add(image_id, ann_id, int(category_id), x1, y1, x2 - x1, y2 - y1)
+    if (x1, y1, x2, y2) == (x, y, x + w, y + h):
+        boxes.add(image_id, ann_id, int(category_id), x, y, w, h)
+        return
+    box_stats["box_clipped"] += 1
+    # x2 - x1 carries float noise (167.53 + 24.7 - 167.53 = 24.700000000000017); annotation
+    # coordinates have at most a few decimals, so 6 drop the noise and keep every real digit.
+    boxes.add(image_id, ann_id, int(category_id), *(round(v, CLIPPED_DECIMALS) for v in (x1, y1, x2 - x1, y2 - y1)))
 
 
 def _pycocotools_index(data: dict[str, Any], images: dict[int, Row]) -> Any:

@@ -99,7 +99,7 @@ def write_manifest(plan: "RunPlan", summaries: list[dict[str, Any]]) -> dict[str
     manifest = {
         "run": cfg.name,
         "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "config": redact(config),
+        "config": redact(_shown_config(cfg, config)),
         "config_hash": stable_hash(canonical_json(config)),
         "stage_keys": plan.keys,
         "n_parts": plan.n_parts,
@@ -112,7 +112,8 @@ def write_manifest(plan: "RunPlan", summaries: list[dict[str, Any]]) -> dict[str
             "parts_computed_by_stage": _count_by_stage(computed),
             "stage_seconds": _seconds_by_stage(computed),
         },
-        "models": {"captioner": cfg.caption.backend, "caption_model_id": redact(cfg.caption.model_id),
+        "models": {"captioner": cfg.caption.backend,
+                   "caption_model_id": redact(cfg.caption.model_id) if _uses_caption_model(cfg) else None,
                    "tagger": cfg.tag.tagger, "tag_checkpoint": redact(str(cfg.tag.checkpoint)) if cfg.tag.checkpoint else None},
         "versions": library_versions(),
     }
@@ -122,6 +123,23 @@ def write_manifest(plan: "RunPlan", summaries: list[dict[str, Any]]) -> dict[str
         stale.unlink(missing_ok=True)
     atomic_write_json(cfg.run_dir / "manifest.json", manifest, fsync=cfg.fsync)
     return manifest
+
+
+def _uses_caption_model(cfg: Any) -> bool:
+    """Oracle captions are the dataset's own: no captioning model was involved."""
+    return cfg.caption.backend != "oracle"
+
+
+def _shown_config(cfg: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """The config as the manifest shows it: without the default BLIP model id of a run that used none.
+
+    ``config_hash`` is still computed from the full config, and loading the shown
+    config back gives the same RunConfig (the dropped field takes its default).
+    """
+    if _uses_caption_model(cfg):
+        return config
+    caption = {k: v for k, v in config.get("caption", {}).items() if k != "model_id"}
+    return {**config, "caption": caption}
 
 
 def _count_by_stage(summaries: list[dict[str, Any]]) -> dict[str, int]:
