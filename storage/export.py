@@ -1,12 +1,38 @@
-"""Export a run's shards to the official RLIPv2 pseudo-label JSON.
+"""Export a run's shards to the official RLIPv2 pseudo-label JSON, as the official trainer reads it.
 
-Format (a JSON list, Visual-Genome style): one entry per image
-``{image_id, dataset, data_split, objects: [{object_id, x, y, w, h, names}],
-relationships: [{relationship_id, predicate, subject_id, object_id, confidence}]}``
-with xywh pixel boxes. Object ids are renumbered from the dataset's offset
-(COCO 10,000,000; Objects365 20,000,000; anything else 30,000,000) as the official
-files do, and ``names`` is a one-element list as in Visual Genome. The file is
-written entry by entry, so memory stays bounded by one shard.
+What the official code touches (JacobYuan7/RLIPv2: ``datasets/mixed_dataset.py``
+``MixedRelDetection`` and the frequency helpers beside it, which read the file; the
+R-Tagger script ``generate_relations_using_verb_tagger.py``, which writes it), read
+field by field. One JSON list, one object per image:
+
+=============================  ========  ==================================================================
+field                          type      how the official code uses it
+=============================  ========  ==================================================================
+``image_id``                   int       COCO: image file ``str(image_id).zfill(12) + ".jpg"``; Objects365:
+                                         key ``str(image_id)`` of ``image_id_to_filepath.json``
+``dataset``                    str       picks the image folder: ``"coco2017"`` (COCO) or ``"o365"``
+                                         (Objects365); ``"hico"``; absent = Visual Genome
+``data_split``                 str       COCO only: sub-folder joined to ``--coco_path``, so ``"train2017"``
+                                         / ``"val2017"`` (absent = ``train2017``); the Objects365 writer puts
+                                         ``"train"`` / ``"val"`` (unused by the reader)
+``objects[].object_id``        int       relationships refer to it; unique in the file: COCO from
+                                         10,000,000, Objects365 from 20,000,000, counted up file-wide
+``objects[].x/y/w/h``          float     box in pixels, ``x, y`` top-left; made ``xyxy`` and clamped
+``objects[].names``            str       one class name (a dict key and compared to ``"person"``): a
+                                         string, not Visual Genome's list
+``relationships[]
+.relationship_id``             int       counted file-wide from the same offset as the object ids
+``.subject_id / .object_id``   int       an ``object_id`` of the same image
+``.predicate``                 str       the relation text (a dict key)
+``.confidence``                float     optional; kept when ``>= --relation_threshold``
+=============================  ========  ==================================================================
+
+Objects365 images are found through ``<o365_path>/image_id_to_filepath.json``; the
+export writes that map next to the JSON (``image_id_to_filepath.json``, paths
+relative to the run's image root) whenever the run holds Objects365 images. A
+dataset of another name is written under its own name (the official reader has
+no folder for it). The file is written entry by entry, so memory stays bounded
+by one shard part.
 """
 
 from __future__ import annotations
@@ -14,20 +40,29 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pyarrow.parquet as pq
 
-from storage.atomic import atomic_write
-from storage.parts import check_schema
+from storage.atomic import atomic_write, atomic_write_json
+from storage.parts import StageStore, check_schema
 from storage.schemas import SHARD
 
-OBJECT_ID_OFFSETS = {"coco": 10_000_000, "objects365": 20_000_000}
+# Our dataset names -> the official ``dataset`` values.
+OFFICIAL_DATASET = {"coco": "coco2017", "objects365": "o365"}
+OFFICIAL_TO_OURS = {official: ours for ours, official in OFFICIAL_DATASET.items()}
+ID_OFFSETS = {"coco2017": 10_000_000, "o365": 20_000_000}
 OTHER_OFFSET = 30_000_000
+O365_PATHS_FILE = "image_id_to_filepath.json"
 
 
 def shard_files(run_dir: Path) -> list[Path]:
-    return sorted((Path(run_dir) / "shard").glob("part-*.parquet"))
+    """The committed shard parts, in part order (the part store's own commit rule)."""
+    opened = StageStore.open_recorded(Path(run_dir), "shard")
+    if opened is None:
+        return []
+    store, n_parts = opened
+    return [store.part_path(part) for part in store.committed_parts(n_parts)]
 
 
 def iter_shard_rows(run_dir: Path) -> Iterator[dict]:
@@ -37,28 +72,51 @@ def iter_shard_rows(run_dir: Path) -> Iterator[dict]:
             yield from batch.to_pylist()
 
 
-def _write_entries(rows: Iterator[dict], fh: IO[str]) -> int:
-    counters: dict[str, int] = {}
-    relationship_counter = 0
+def official_dataset(name: str) -> str:
+    return OFFICIAL_DATASET.get(name, name)
+
+
+class _Numbering:
+    """File-wide object and relationship ids, one counter pair per official dataset."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, int] = {}
+        self.relations: dict[str, int] = {}
+
+    def next(self, counters: dict[str, int], dataset: str) -> int:
+        value = counters.get(dataset, ID_OFFSETS.get(dataset, OTHER_OFFSET))
+        counters[dataset] = value + 1
+        return value
+
+
+def official_entry(row: dict[str, Any], numbering: _Numbering) -> dict[str, Any]:
+    """One shard row as the official reader expects it."""
+    dataset = official_dataset(row["dataset"])
+    new_ids = {}
+    objects = []
+    for obj in row["objects"]:
+        new_ids[obj["object_id"]] = numbering.next(numbering.objects, dataset)
+        objects.append({"object_id": new_ids[obj["object_id"]], "x": obj["x"], "y": obj["y"], "w": obj["w"],
+                        "h": obj["h"], "names": obj["names"]})
+    relationships = []
+    for rel in row["relationships"]:
+        entry = {"relationship_id": numbering.next(numbering.relations, dataset), "predicate": rel["predicate"],
+                 "subject_id": new_ids[rel["subject_id"]], "object_id": new_ids[rel["object_id"]]}
+        if rel["confidence"] is not None:  # imported Visual Genome-style labels carry none
+            entry["confidence"] = rel["confidence"]
+        relationships.append(entry)
+    return {"image_id": row["image_id"], "dataset": dataset, "data_split": row["data_split"], "objects": objects,
+            "relationships": relationships}
+
+
+def _write_entries(rows: Iterator[dict], fh: IO[str], o365_paths: dict[str, str]) -> int:
+    numbering = _Numbering()
     fh.write("[")
     count = 0
     for row in rows:
-        offset = OBJECT_ID_OFFSETS.get(row["dataset"], OTHER_OFFSET)
-        new_ids = {}
-        objects = []
-        for obj in row["objects"]:
-            new_ids[obj["object_id"]] = offset + counters.get(row["dataset"], 0)
-            counters[row["dataset"]] = counters.get(row["dataset"], 0) + 1
-            objects.append({"object_id": new_ids[obj["object_id"]], "x": obj["x"], "y": obj["y"],
-                            "w": obj["w"], "h": obj["h"], "names": [obj["names"]]})
-        relationships = []
-        for rel in row["relationships"]:
-            relationships.append({"relationship_id": relationship_counter, "predicate": rel["predicate"],
-                                  "subject_id": new_ids[rel["subject_id"]], "object_id": new_ids[rel["object_id"]],
-                                  "confidence": rel["confidence"]})
-            relationship_counter += 1
-        entry = {"image_id": row["image_id"], "dataset": row["dataset"], "data_split": row["data_split"],
-                 "objects": objects, "relationships": relationships}
+        entry = official_entry(row, numbering)
+        if entry["dataset"] == "o365":
+            o365_paths[str(row["image_id"])] = row["file_name"]
         fh.write(("," if count else "") + "\n" + json.dumps(entry))
         count += 1
     fh.write("\n]\n")
@@ -70,11 +128,14 @@ def export_rlipv2_json(run_dir: Path, destination: Path) -> int:
     if not shard_files(run_dir):
         raise FileNotFoundError(f"run {Path(run_dir).name!r} has no shard output yet")
     written = 0
+    o365_paths: dict[str, str] = {}
 
     def write(tmp: Path) -> None:
         nonlocal written
         with tmp.open("w") as fh:
-            written = _write_entries(iter_shard_rows(run_dir), fh)
+            written = _write_entries(iter_shard_rows(run_dir), fh, o365_paths)
 
     atomic_write(destination, write)
+    if o365_paths:
+        atomic_write_json(Path(destination).parent / O365_PATHS_FILE, o365_paths)
     return written

@@ -93,9 +93,9 @@ def test_export_rlipv2_json(tmp_path):
     ids = [o["object_id"] for e in entries for o in e["objects"]]
     assert ids == list(range(30_000_000, 30_000_000 + len(ids)))  # demo is neither COCO nor Objects365
     first = entries[0]["objects"][0]
-    assert set(first) == {"object_id", "x", "y", "w", "h", "names"} and first["names"] == ["person"]
+    assert set(first) == {"object_id", "x", "y", "w", "h", "names"} and first["names"] == "person"
     rels = [r for e in entries for r in e["relationships"]]
-    assert [r["relationship_id"] for r in rels] == list(range(len(rels)))
+    assert [r["relationship_id"] for r in rels] == list(range(30_000_000, 30_000_000 + len(rels)))
     for e in entries:
         own = {o["object_id"] for o in e["objects"]}
         assert all(r["subject_id"] in own and r["object_id"] in own for r in e["relationships"])
