@@ -87,6 +87,10 @@ def inspect_stage(run_dir: Path, stage: str, sample: int = 3, top: int = 15) -> 
     out.append(f"rows: {rows}   errors: {sum(errors.values())}")
     for reason, count in errors.most_common():
         out.append(f"  error {reason}: {count}")
+    from storage.inspect_details import stage_statistics  # here: it reads through storage.run_reader
+    from storage.run_reader import RunReader
+
+    out.extend(stage_statistics(RunReader(run_dir), stage))
     for row in samples:
         text = json.dumps(row, default=str)
         out.append("sample: " + (text if len(text) < 600 else text[:600] + " ..."))
