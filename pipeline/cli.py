@@ -2,7 +2,10 @@
 
     relfactory label    label a COCO-format dataset into relational shards
     relfactory runs     list runs and the state of their stages
-    relfactory inspect  schema, counts, errors, samples and relation histogram of a stage
+    relfactory inspect  schema, counts, per-image statistics, errors, samples of a stage; --image, --errors
+    relfactory show     draw one image's boxes and relations (or candidate pairs) to PNG
+    relfactory report   self-contained HTML report of a run
+    relfactory diff     relations added/removed between two runs
     relfactory export   write a run's shards as official RLIPv2 JSON
     relfactory deploy   schedule the labelling flow with a cron expression
     relfactory demo     label the bundled demo photos end to end
@@ -141,13 +144,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_inspect(args: argparse.Namespace) -> int:
-    from storage.inspect import inspect_run
-
-    print(inspect_run(Path(args.output) / args.run, stage=args.stage, sample=args.sample))
-    return 0
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     from storage.export import export_rlipv2_json
 
@@ -186,12 +182,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="runs")
     p.set_defaults(func=cmd_runs)
 
-    p = sub.add_parser("inspect", help="inspect a run's stage outputs")
-    p.add_argument("run")
-    p.add_argument("--stage", help="one stage (default: all)")
-    p.add_argument("--sample", type=int, default=3, help="sample rows to show")
-    p.add_argument("--output", default="runs")
-    p.set_defaults(func=cmd_inspect)
+    from pipeline.cli_inspect import add_inspect_parsers
+
+    add_inspect_parsers(sub)  # inspect, show, report, diff
 
     p = sub.add_parser("export", help="export shards to another format")
     p.add_argument("run")
