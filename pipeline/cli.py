@@ -41,6 +41,7 @@ def _label_overrides(args: argparse.Namespace) -> dict[str, Any]:
         ("parse", "parser"): args.parser,
         ("match", "synonyms_file"): args.synonyms,
         ("tag", "tagger"): args.tagger, ("tag", "eta"): args.eta, ("tag", "checkpoint"): args.checkpoint,
+        ("tag", "clip_model"): args.clip_model,
     }
     nested: dict[str, Any] = {}
     for path, value in flat.items():
@@ -88,8 +89,10 @@ def _add_label_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-cap", type=int, help="captions per image (N_cap)")
     p.add_argument("--parser", choices=["rules", "sng"])
     p.add_argument("--synonyms", help="JSON file {class: [synonyms]} extending the synonym table")
-    p.add_argument("--tagger", choices=["greedy", "rtagger"])
+    p.add_argument("--tagger", choices=["greedy", "rtagger", "clip"])
     p.add_argument("--checkpoint", help="R-Tagger checkpoint for --tagger rtagger")
+    p.add_argument("--clip-model", help="CLIP id or local directory for --tagger clip "
+                   "(default openai/clip-vit-base-patch32)")
     p.add_argument("--eta", type=float, help="keep relations with confidence > eta (default 0.2)")
     p.add_argument("--seed", type=int)
     p.add_argument("--part-size", type=int, help="images per part (unit of work and resume)")

@@ -102,13 +102,15 @@ class MatchConfig(_Section):
 class TagConfig(_Section):
     RUNTIME_FIELDS: ClassVar[frozenset[str]] = frozenset({"batch_size", "device"})
 
-    tagger: Literal["greedy", "rtagger"] = "greedy"
+    tagger: Literal["greedy", "rtagger", "clip"] = "greedy"
     eta: float = Field(default=0.2, ge=0.0, le=1.0)
-    # greedy: only tag pairs whose boxes overlap (IoU > 0).
+    # greedy, clip: only tag pairs whose boxes overlap (IoU > 0), the overlap prior.
     require_overlap: bool = False
     # rtagger
     checkpoint: Path | None = None
     confidence: Literal["paper", "relation-only"] = "paper"
+    # clip: CLIP model id or save_pretrained directory (None: openai/clip-vit-base-patch32)
+    clip_model: str | None = None
     batch_size: int = Field(default=4, ge=1)
     device: str = "auto"
 

@@ -14,7 +14,7 @@ from stages.taggers.base import ScoredRelation, Tagger, TaggerResult
 
 __all__ = ["TAGGERS", "ScoredRelation", "Tagger", "TaggerResult", "build_tagger"]
 
-TAGGERS: tuple[str, ...] = ("greedy", "rtagger")
+TAGGERS: tuple[str, ...] = ("greedy", "rtagger", "clip")
 
 
 def build_tagger(tag_cfg: TagConfig) -> Tagger:
@@ -34,4 +34,8 @@ def _cached_tagger(cfg_json: str) -> Tagger:
         from stages.taggers.rtagger import RTagger
 
         return RTagger(tag_cfg)
+    if tag_cfg.tagger == "clip":
+        from stages.taggers.clip import ClipTagger
+
+        return ClipTagger(tag_cfg)
     raise ValueError(f"unknown tagger {tag_cfg.tagger!r}; known: {', '.join(TAGGERS)}")
