@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import ConfigError, RunConfig, format_field_errors
-from pipeline.contracts import ErrorRow, StageError, StageOutput
+from pipeline.contracts import ErrorRow, Row, StageError, StageOutput
 from pipeline.datasets import scan_dataset
 from pipeline.faults import maybe_fault
 from pipeline.keys import compute_keys, stage_config
 from pipeline.reuse import adopt_ingest, adopt_parts
+from pipeline.row_guard import ENCODING_ERRORS, set_aside_unencodable
 from pipeline.stage_specs import PART_STAGES, STAGES
 from stages.ingest import partition_errors, partition_ids
 from storage.atomic import atomic_write_json
@@ -147,7 +148,7 @@ def _ingest(cfg: RunConfig, store: StageStore) -> tuple[int, dict[str, Any]]:
     for index, (ids, errors) in enumerate(zip(bounds, part_errors)):
         part_rows = list(islice(rows, len(ids)))
         if not store.is_committed(index):
-            store.write_part(index, part_rows, errors)
+            write_part_guarded(store, index, part_rows, errors)
     stats = {"n_parts": len(bounds), "images": len(image_ids), "image_errors": len(scan.errors),
              "boxes": dict(sorted(scan.box_stats.items()))}
     atomic_write_json(store.dir / "_STATS.json", stats, fsync=cfg.fsync)
@@ -169,9 +170,21 @@ def execute_part(cfg: RunConfig, stage: str, part: int, keys: dict[str, str]) ->
     for name in spec.error_inputs:
         inputs[f"{name}.errors"] = store_for(cfg, name, keys[name]).read_errors(part)
     output, attempts = _run_with_retries(spec.load(), inputs, cfg, stage, part)
-    marker = store.write_part(part, output.rows, output.errors, inputs=digests)
+    marker = write_part_guarded(store, part, output.rows, output.errors, inputs=digests)
     return {"stage": stage, "part": part, "skipped": False, "rows": marker["rows"], "errors": marker["errors"],
             "attempts": attempts, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def write_part_guarded(store: StageStore, part: int, rows: list[Row], errors: list[ErrorRow],
+                       inputs: dict[str, str] | None = None) -> dict[str, Any]:
+    """Write and commit a part; rows that cannot be encoded become error rows rather than failing the part."""
+    try:
+        return store.write_part(part, rows, errors, inputs=inputs)
+    except ENCODING_ERRORS as exc:
+        if isinstance(exc, OSError):
+            raise  # Arrow's I/O errors (a full disk) are not about the rows
+        rows, errors = set_aside_unencodable(rows, errors, store.schema, store.stage)
+        return store.write_part(part, rows, errors, inputs=inputs)
 
 
 def _run_with_retries(fn, inputs, cfg: RunConfig, stage: str, part: int) -> tuple[StageOutput, int]:

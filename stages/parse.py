@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pipeline.config import RunConfig
 from pipeline.contracts import ErrorRow, Row, StageOutput
+from pipeline.text_safety import clean_text
 from stages.parsers import ParseFailure, get_parser
 
 STAGE = "parse"
@@ -32,8 +33,10 @@ def run_parse(inputs: dict[str, list[Row]], cfg: RunConfig) -> StageOutput:
         return out
 
     parser = get_parser(cfg.parse.parser, cfg.parse.spacy_model)
-    results = parser.parse_many([r["caption"] for r in parseable], batch_size=cfg.parse.batch_size)
-    for row, result in zip(parseable, results, strict=True):
+    # Captions cached by an older caption stage may still hold invisible controls that hide entities from spaCy.
+    texts = [clean_text(r["caption"]) for r in parseable]
+    results = parser.parse_many(texts, batch_size=cfg.parse.batch_size)
+    for row, text, result in zip(parseable, texts, results, strict=True):
         if isinstance(result, ParseFailure):
             out.errors.append(_error(row, result.reason, result.detail))
             continue
@@ -41,7 +44,7 @@ def run_parse(inputs: dict[str, list[Row]], cfg: RunConfig) -> StageOutput:
             {
                 "image_id": row["image_id"],
                 "caption_index": row["caption_index"],
-                "caption": row["caption"],
+                "caption": text,
                 "parser": parser.name,
                 "triplets": [t.as_row() for t in result],
             }

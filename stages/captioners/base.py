@@ -18,6 +18,8 @@ from typing import Any
 
 from PIL import Image
 
+from pipeline.text_safety import clean_text
+
 # Sampling draws from torch's process-wide generator: two threads generating at
 # once in one process would interleave their draws and break determinism.
 _RNG_LOCK = threading.Lock()
@@ -89,4 +91,5 @@ def resolve_device(spec: str) -> str:
 
 
 def normalise_caption(text: str) -> str:
-    return " ".join(text.split())
+    """One line of storable, parseable text: invisible controls and lone surrogates cleaned, spaces collapsed."""
+    return " ".join(clean_text(text).split())

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from pipeline.text_safety import strip_invisible
+
 # A token is a run of letters/digits, optionally with inner apostrophes. Keeping
 # "man's" as one token means a possessor ("a man's hat") is never matched as the
 # entity itself. Hyphens and slashes split, so "t-shirt" == "t shirt".
@@ -57,7 +59,8 @@ _REGULAR_MAN = frozenset({"human", "german", "shaman", "caiman", "ottoman", "tal
 
 def tokenize(text: str) -> tuple[str, ...]:
     """Lower-cased word tokens of ``text``; curly apostrophes count as straight ones."""
-    return tuple(_TOKEN.findall(text.lower().replace("\u2019", "'")))
+    # Invisible controls would split a word ("m\u200ban") or hide it from the table.
+    return tuple(_TOKEN.findall(strip_invisible(text).lower().replace("\u2019", "'")))
 
 
 def class_key(name: str) -> str:
