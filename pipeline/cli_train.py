@@ -33,6 +33,10 @@ def _sources(args: argparse.Namespace) -> list[dict[str, Any]]:
         spec: dict[str, Any] = {"kind": "shards", "path": run}
         if images:
             spec["images"] = images[i if len(images) > 1 else 0]
+        else:
+            from stages.train.sources import run_image_root
+
+            run_image_root(Path(run))  # a run made elsewhere fails here, naming --images, before any flow starts
         if args.eta is not None:
             spec["eta"] = args.eta
         sources.append(spec)
@@ -105,9 +109,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.predictions:
+        from stages.train.cli_predictions import evaluate_predictions_command
+
+        return evaluate_predictions_command(args)
+    if not args.checkpoint or not args.images:
+        raise ConfigError("evaluate: give --checkpoint and --images (or --predictions FILE to score a file)")
     options = {"meta": args.meta, "coco_instances": args.coco_instances, "object_names": args.object_names,
                "predicate_names": args.predicate_names, "max_images": args.max_images,
-               "batch_size": args.batch_size, "size": args.size, "device": args.device}
+               "batch_size": args.batch_size, "size": args.size, "device": args.device,
+               "protocol": args.protocol, "save_predictions": args.save_predictions}
     if args.orchestrator == "prefect":
         from flows.evaluate import evaluate_flow
 
@@ -171,12 +182,18 @@ def add_train_parsers(subparsers: Any) -> None:
     p.add_argument("--orchestrator", choices=["prefect", "none"], default="prefect")
     p.set_defaults(func=cmd_train)
 
-    p = subparsers.add_parser("evaluate", help="score a checkpoint on HICO-DET, V-COCO or Open Images")
-    p.add_argument("--checkpoint", required=True)
+    p = subparsers.add_parser("evaluate", help="score a checkpoint (or a predictions file) on HICO-DET, V-COCO "
+                                                "or Open Images")
+    p.add_argument("--checkpoint", help="the model to run (or give --predictions)")
+    p.add_argument("--predictions", help="score this QPIC-format predictions file instead of running a model")
     p.add_argument("--benchmark", required=True, choices=["hico-det", "v-coco", "oi-sgg"])
     p.add_argument("--annotations", required=True,
                    help="test_hico.json / vcoco_test.json (official) / OI_SGG_test.json")
-    p.add_argument("--images", required=True, help="folder of the benchmark's test images")
+    p.add_argument("--images", help="folder of the benchmark's test images (with --checkpoint)")
+    p.add_argument("--protocol", choices=["qpic", "all-entities"],
+                   help="post-processing: qpic (default for hico-det / v-coco: subject = person, verb x object, "
+                        "undefined pairs dropped before the top 100) or all-entities (relfactory's own)")
+    p.add_argument("--save-predictions", help="also write the model's predictions here (QPIC format, .json[.gz])")
     p.add_argument("--meta", help="hico-det: hico_meta.json")
     p.add_argument("--coco-instances", help="v-coco: the COCO instances JSON of its images")
     p.add_argument("--object-names", help="oi-sgg: JSON list of object names")

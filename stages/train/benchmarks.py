@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from storage.downstream import (
     COCO_CATEGORIES,
+    COCO_PERSON_ID,
     VCOCO_VERBS,
     RelationImage,
     few_shot_subset,
@@ -39,6 +42,19 @@ class LabelSpace:
     entity_ids: tuple[int, ...]
     relation_texts: tuple[str, ...]
     relation_ids: tuple[int, ...]
+    # HOI benchmarks: the entity index every subject is (the person), for the qpic protocol.
+    subject_index: int | None = None
+    # (entity index, relation index) pairs the benchmark defines as classes; None = all.
+    defined_pairs: frozenset[tuple[int, int]] | None = None
+
+    def defined_mask(self) -> np.ndarray | None:
+        """``mask[e, j]``: object text e with relation text j is a benchmark class (None: every pair is)."""
+        if self.defined_pairs is None:
+            return None
+        mask = np.zeros((len(self.entity_texts), len(self.relation_texts)), dtype=bool)
+        for entity, relation in self.defined_pairs:
+            mask[entity, relation] = True
+        return mask
 
     def entity_name(self, category_id: int) -> str:
         return self.entity_texts[self.entity_ids.index(int(category_id))]
@@ -52,15 +68,22 @@ def _coco_entities() -> tuple[tuple[str, ...], tuple[int, ...]]:
 
 
 def hico_label_space(meta_path: Path) -> LabelSpace:
+    """COCO's 80 objects (in id order, QPIC's ``valid_obj_ids``) and the 117 verbs; 600 (object, verb) classes."""
     meta = load_hico_meta(meta_path)
     verbs = meta.verb_texts()
+    verb_ids = tuple(sorted(verbs))
     names, ids = _coco_entities()
-    return LabelSpace(names, ids, tuple(verbs[v] for v in sorted(verbs)), tuple(sorted(verbs)))
+    lookup = meta.hoi_lookup()  # [coco id, verb id] -> HOI id or -1
+    defined = frozenset((e, j) for e, coco_id in enumerate(ids) for j, verb_id in enumerate(verb_ids)
+                        if lookup[coco_id, verb_id] >= 0)
+    return LabelSpace(names, ids, tuple(verbs[v] for v in verb_ids), verb_ids,
+                      subject_index=ids.index(COCO_PERSON_ID), defined_pairs=defined)
 
 
 def vcoco_label_space() -> LabelSpace:
     names, ids = _coco_entities()
-    return LabelSpace(names, ids, tuple(v.replace("_", " ") for v in VCOCO_VERBS), tuple(range(len(VCOCO_VERBS))))
+    return LabelSpace(names, ids, tuple(v.replace("_", " ") for v in VCOCO_VERBS), tuple(range(len(VCOCO_VERBS))),
+                      subject_index=ids.index(COCO_PERSON_ID))
 
 
 def oi_label_space(object_names: Path, predicate_names: Path) -> LabelSpace:

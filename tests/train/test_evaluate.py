@@ -32,7 +32,7 @@ def _outputs() -> dict:
 
 
 def test_postprocess_ranks_triplets_and_scales_boxes() -> None:
-    (pred,) = postprocess(_outputs(), [(200, 100)], top_k=3)
+    (pred,) = postprocess(_outputs(), [(200, 100)], top_k=3, protocol="all-entities")
     assert len(pred) == 3
     assert pred.scores.tolist() == sorted(pred.scores.tolist(), reverse=True)
     assert (pred.subject_labels[0], pred.predicates[0], pred.object_labels[0]) == (0, 0, 1)
@@ -42,7 +42,7 @@ def test_postprocess_ranks_triplets_and_scales_boxes() -> None:
 
 
 def test_triplet_recall_needs_texts_and_both_boxes() -> None:
-    (pred,) = postprocess(_outputs(), [(200, 100)], top_k=1)
+    (pred,) = postprocess(_outputs(), [(200, 100)], top_k=1, protocol="all-entities")
     record = Record(1, "t", "x.jpg", Path("."), [(50, 25, 150, 75), (0, 0, 100, 50)], ["man", "cup"],
                     [Relation(0, 1, "hold"), Relation(0, 1, "see")])
     assert triplet_recall([pred], [record], ["man", "cup"], ["hold", "see"]) == (1, 2)
@@ -53,7 +53,7 @@ def test_triplet_recall_needs_texts_and_both_boxes() -> None:
 
 def test_predictions_map_to_benchmark_ids() -> None:
     space = vcoco_label_space()
-    (pred,) = postprocess(_outputs(), [(200, 100)], top_k=1)
+    (pred,) = postprocess(_outputs(), [(200, 100)], top_k=1, protocol="all-entities")
     mapped = to_image_predictions(pred, space)
     assert mapped.subject_categories.tolist() == [1]  # COCO person
     assert mapped.object_categories.tolist() == [2]  # COCO bicycle: entity index 1
