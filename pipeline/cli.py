@@ -7,6 +7,8 @@
     relfactory report   self-contained HTML report of a run
     relfactory diff     relations added/removed between two runs
     relfactory export   write a run's shards as official RLIPv2 JSON
+    relfactory import   read official RLIPv2 pseudo-label JSON into a run's shards
+    relfactory migrate  convert a run folder of the old stage layout in place
     relfactory deploy   schedule the labelling flow with a cron expression
     relfactory demo     label the bundled demo photos end to end
     relfactory train    train RLIPv2 / the R-Tagger from shards (and other sources)
@@ -161,7 +163,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from flows.deployments import serve_labelling
 
     cfg = build_config(args)
-    serve_labelling(cfg, cron=args.cron, name=args.deployment_name)
+    serve_labelling(cfg, cron=args.cron, name=args.deployment_name, interval_s=args.interval,
+                    stop_grace_s=args.stop_grace)
     return 0
 
 
@@ -198,8 +201,12 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("deploy", help="serve the labelling flow on a cron schedule")
     _add_label_args(p)
-    p.add_argument("--cron", required=True, help='cron expression, e.g. "0 2 * * 0"')
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument("--cron", help='cron expression (UTC), e.g. "0 2 * * 0"')
+    when.add_argument("--interval", type=float, help="run every this many seconds instead of on a cron")
     p.add_argument("--deployment-name", default="relfactory-pseudo-label")
+    p.add_argument("--stop-grace", type=float, default=5.0,
+                   help="on SIGTERM, seconds a run in progress gets to finish before it is stopped (default 5)")
     p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("demo", help="label the bundled demo photos end to end")
@@ -212,6 +219,9 @@ def make_parser() -> argparse.ArgumentParser:
     from pipeline.cli_train import add_train_parsers
 
     add_train_parsers(sub)
+    from pipeline.cli_storage import add_storage_parsers
+
+    add_storage_parsers(sub)
     return parser
 
 

@@ -34,6 +34,8 @@ OLD_MARKER_GLOB = "part-*.done"
 class OldLayoutError(RuntimeError):
     """A run folder written before stage folders became plain Parquet datasets."""
 
+    user_facing = True  # the CLI prints the message (what to run) instead of a traceback
+
 
 def is_old_layout(stage_dir: Path) -> bool:
     stage_dir = Path(stage_dir)

@@ -31,6 +31,8 @@ from .records import MAX_RELATIONS, Record, record_from_objects
 class SourceError(ValueError):
     """A training source that cannot be used (no shards, unknown image root, bad file)."""
 
+    user_facing = True  # the CLI prints the message (it says what to pass) instead of a traceback
+
 
 class Source(Protocol):
     name: str
@@ -92,12 +94,15 @@ def run_image_root(run_dir: Path, images: Path | None = None) -> Path:
         config = json.loads(manifest_path.read_text())["config"]
         dataset = load_config(config).dataset
     except (OSError, ValueError, KeyError, ConfigError) as exc:
-        raise SourceError(f"run {Path(run_dir).name!r}: cannot read the dataset config from {manifest_path.name} "
-                          f"({exc}); pass the image root explicitly") from None
+        why = f"has no readable {manifest_path.name}" if isinstance(exc, OSError) else \
+            f"records no dataset config in {manifest_path.name} (an imported run?)"
+        raise SourceError(f"run {Path(run_dir).name!r} {why}; say where its images are with --images DIR "
+                          f"(relfactory train --shards {Path(run_dir).name} --images DIR)") from None
     root = dataset_image_root(dataset)
     if not Path(root).is_dir():
         raise SourceError(f"run {Path(run_dir).name!r}: image root {str(root)!r} from its manifest does not exist "
-                          "here; pass the image root explicitly")
+                          f"here (the run was made elsewhere?); say where its images are with --images DIR "
+                          f"(relfactory train --shards {Path(run_dir).name} --images DIR)")
     return Path(root)
 
 
@@ -162,6 +167,7 @@ class ShardSource:
 _FILE_NAME_RULES = {
     "vg": lambda image_id: f"{image_id}.jpg",
     "coco": lambda image_id: f"{image_id:012d}.jpg",
+    "coco2017": lambda image_id: f"{image_id:012d}.jpg",  # the official files' name for COCO (storage.export)
 }
 
 

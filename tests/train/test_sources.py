@@ -79,7 +79,7 @@ def test_image_root_must_exist_or_be_given(tmp_path: Path) -> None:
     manifest = json.loads((run / "manifest.json").read_text())
     manifest["config"]["dataset"] = {"kind": "coco", "annotations": "a.json", "images": ".../x/images"}
     (run / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(SourceError, match="pass the image root"):
+    with pytest.raises(SourceError, match="--images DIR"):
         run_image_root(run)
     assert run_image_root(run, tmp_path) == tmp_path
 
