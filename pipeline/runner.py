@@ -213,4 +213,16 @@ def finalize(plan: RunPlan, summaries: list[dict[str, Any]] | None = None) -> di
         store = store_for(cfg, stage, plan.keys[stage])
         if all(store.is_committed(p) for p in range(plan.n_parts)):
             store.mark_success(plan.n_parts)
-    return write_manifest(plan, summaries or [])
+    manifest = write_manifest(plan, summaries or [])
+    _write_card(cfg)
+    return manifest
+
+
+def _write_card(cfg: RunConfig) -> None:
+    """The run's dataset card (README.md); a by-product, so a failure to write it never fails the run."""
+    from storage.card import write_card
+
+    try:
+        write_card(cfg.run_dir, fsync=cfg.fsync)
+    except (OSError, ValueError) as exc:
+        log.warning("could not write the dataset card of run %s: %s", cfg.name, redact_text(str(exc)))
