@@ -14,6 +14,10 @@ def user_facing(exc: BaseException) -> str | None:
         return str(exc)
     if isinstance(exc, PermissionError):
         return f"permission denied writing {exc.filename or 'the output'}: choose a writable --output"
+    if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+        # Not a PermissionError subclass, but the same cure.
+        return (f"permission denied writing {exc.filename or 'the output'} (read-only file system): "
+                "choose a writable --output")
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return ("no space left on the output device; free space and re-run the same command: "
                 "committed parts are kept and the run resumes")

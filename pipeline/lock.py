@@ -44,11 +44,21 @@ def _process_start_ticks(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
 class RunLock:
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / ".lock"
         self.owned = False
         self._record = ""
+        self._created: list[Path] = []
 
     def _owner_record(self) -> dict:
         pid = os.getpid()
@@ -63,12 +73,17 @@ class RunLock:
         return owner.get("start") is not None and owner.get("start") != _process_start_ticks(pid)
 
     def acquire(self) -> None:
+        # Folders made only for this lock are removed again on release if nothing was written
+        # (a run refused while planning leaves no empty run folder behind).
+        self._created = _missing_folders(self.path.parent)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         record = json.dumps(self._owner_record())
         for _ in range(3):
             if self._create(record):
                 self._record = record
                 self.owned = True
+                # Earlier versions left their recovery guard file behind; we hold a live lock, so nobody recovers now.
+                self.path.with_name(".lock.recover").unlink(missing_ok=True)
                 return
             try:
                 seen = self.path.read_text()
@@ -120,14 +135,22 @@ class RunLock:
             tmp.unlink(missing_ok=True)
 
     def _remove_if_unchanged(self, seen: str) -> None:
-        """Delete the stale lock unless it changed since it was judged (another recoverer won)."""
-        with open(self.path.with_name(".lock.recover"), "a") as guard:
+        """Delete the stale lock unless it changed since it was judged (another recoverer won).
+
+        The guard is an flock on the run folder itself, so recovery leaves no file
+        behind: a guard file could not be deleted safely (one recoverer holding the
+        deleted file and another locking a new one would both go ahead).
+        """
+        guard = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
             fcntl.flock(guard, fcntl.LOCK_EX)
             try:
                 if self.path.read_text() == seen:
                     self.path.unlink()
             except FileNotFoundError:
                 pass
+        finally:
+            os.close(guard)  # releases the flock
 
     def _mtime(self) -> float:
         try:
@@ -143,6 +166,12 @@ class RunLock:
             except FileNotFoundError:
                 pass
             self.owned = False
+        for folder in self._created:
+            try:
+                folder.rmdir()  # only if empty: anything the run wrote keeps its folder
+            except OSError:
+                break
+        self._created = []
 
     def __enter__(self) -> "RunLock":
         self.acquire()

@@ -71,10 +71,29 @@ def validate_resources(cfg: RunConfig) -> None:
     matcher_for(cfg.match, cfg.dataset.kind)  # a malformed synonyms file raises ConfigError here
     if cfg.tag.checkpoint is not None and not Path(cfg.tag.checkpoint).is_file():
         raise ConfigError(format_field_errors([("tag.checkpoint", f"file not found: {cfg.tag.checkpoint}")]))
-    if cfg.caption.backend == "oracle" and cfg.caption.captions_file is not None \
-            and not Path(cfg.caption.captions_file).is_file():
-        raise ConfigError(format_field_errors([("caption.captions_file",
-                                                f"file not found: {cfg.caption.captions_file}")]))
+    if cfg.caption.backend == "oracle" and cfg.caption.captions_file is not None:
+        _check_captions_file(Path(cfg.caption.captions_file), cfg.caption.n_captions)
+
+
+def _check_captions_file(path: Path, n_captions: int) -> None:
+    """Read the oracle's captions now (cached for the stage), so a bad file is refused before Ray or ingest start."""
+    from stages.captioners.base import CaptionerLoadError
+    from stages.captioners.oracle import OracleCaptioner
+
+    if not path.is_file():
+        problem = f"file not found: {path}"
+    elif path.stat().st_size == 0:
+        problem = f"{path} is empty (0 bytes); expected COCO captions JSON"
+    else:
+        try:
+            captioner = OracleCaptioner.from_file(path, n_captions)
+        except CaptionerLoadError as exc:
+            problem = " ".join(str(exc).split())  # one line, whatever the JSON error looked like
+        else:
+            if captioner.has_captions():
+                return
+            problem = f"{path} holds no captions"
+    raise ConfigError(format_field_errors([("caption.captions_file", problem)]))
 
 
 def plan_run(cfg: RunConfig) -> RunPlan:

@@ -72,6 +72,9 @@ class OracleCaptioner(Captioner):
             raise CaptionerLoadError(f"captions file not found: {captions_file}") from None
         return cls(load_captions_index(str(path), mtime_ns), n_captions, path.name)
 
+    def has_captions(self) -> bool:
+        return any(self._captions.values())
+
     @property
     def model_id(self) -> str:
         # The file name only: an absolute path would differ between machines for
