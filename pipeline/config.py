@@ -197,7 +197,14 @@ def load_config_file(path: Path) -> RunConfig:
 def _load_yaml(path: Path) -> Any:
     import yaml
 
-    return yaml.safe_load(path.read_text())
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        # PyYAML's own message spans several lines with a snippet; the position and the problem are what matter.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValueError(f"malformed YAML{where}: {problem}") from None
 
 
 def format_field_errors(errors: list[tuple[str, str]]) -> str:
