@@ -34,6 +34,7 @@ from storage.downstream import load_hico_meta, read_hico_qpic, read_oi_rlipv2, r
 
 from .benchmarks import BENCHMARKS, LabelSpace, hico_label_space, oi_label_space, vcoco_label_space
 from .distributed import resolve_device
+from .eval_inputs import check_image_folder, check_some_images_read
 from .inference import PROTOCOLS, PairPredictions, PredictedTriplets, pair_predictions
 from .predictions_file import read_predictions, write_predictions
 from .sources import SourceError
@@ -171,6 +172,7 @@ def evaluate_checkpoint(checkpoint: Path, benchmark: str, annotations: Path, ima
     ``save_predictions`` also writes the raw per-query predictions there in
     QPIC's format (:mod:`stages.train.predictions_file`).
     """
+    check_image_folder(images)
     model, metadata = load_checkpoint(checkpoint)
     if model.config.variant == "rtagger":
         raise SourceError(f"{Path(checkpoint).name} is an R-Tagger: it tags given pairs and is not evaluated "
@@ -180,6 +182,7 @@ def evaluate_checkpoint(checkpoint: Path, benchmark: str, annotations: Path, ima
                            object_names=object_names, predicate_names=predicate_names, max_images=max_images)
     pairs, unreadable = predict(model, bench, images, protocol=protocol, batch_size=batch_size, size=size,
                                 max_size=max_size, device=resolve_device(device))
+    check_some_images_read(images, len(bench.file_names), unreadable)
     if save_predictions is not None:
         write_predictions(save_predictions, pairs, benchmark=benchmark, protocol=protocol)
     result = bench.score(to_benchmark_predictions(pairs, bench, protocol))
