@@ -43,11 +43,18 @@ def cosine_logits(visual: Tensor, texts: Tensor, temperature: float | Tensor) ->
     return sims / temperature
 
 
-def weighted_info_nce(logits: Tensor, positives: Tensor, dictionary: NegativeDictionary) -> Tensor:
-    """Per-query loss ``(Q,)``: the positive's logit against its dictionary's weighted negatives."""
+def weighted_info_nce(logits: Tensor, positives: Tensor, dictionary: NegativeDictionary,
+                      also_true: Tensor | None = None) -> Tensor:
+    """Per-query loss ``(Q,)``: the positive's logit against its dictionary's weighted negatives.
+
+    ``also_true`` (Q, R) marks other predicates that hold for the same pair
+    (a person both holds and cuts with a knife): they are not negatives.
+    """
     if logits.shape[1] != dictionary.num_predicates:
         raise ValueError(f"logits cover {logits.shape[1]} predicates, the dictionary {dictionary.num_predicates}")
     mask = dictionary.mask.to(logits.device)[positives]
+    if also_true is not None:
+        mask = mask & ~also_true.to(device=logits.device, dtype=torch.bool)
     weights = dictionary.weights.to(device=logits.device, dtype=logits.dtype)[positives]
     positive = logits.gather(1, positives[:, None])
     # log(Σ w e^l) as a logsumexp of l + log w: stable for large logits, and a
@@ -64,7 +71,8 @@ class RelationalContrastiveLoss(nn.Module):
     ``texts`` are ``(subject-predicate, predicate-object)`` tuples; otherwise
     single tensors. ``visual`` is ``(Q, D)``, ``texts`` ``(Q, R, D)`` (the
     candidate texts of each query, e.g. "man riding" … "man on") or ``(R, D)``
-    when shared by all queries. ``predicates`` ``(Q,)`` are the positives.
+    when shared by all queries. ``predicates`` ``(Q,)`` are the positives;
+    ``also_true`` ``(Q, R)`` optionally marks the pair's other true predicates.
     """
 
     def __init__(self, dictionary: NegativeDictionary, mode: ContrastMode = "dual",
@@ -95,9 +103,9 @@ class RelationalContrastiveLoss(nn.Module):
         return torch.stack(self.logits(visual, texts)).sum(0)
 
     def forward(self, visual: Tensor | tuple[Tensor, Tensor], texts: Tensor | tuple[Tensor, Tensor],
-                predicates: Tensor) -> Tensor:
+                predicates: Tensor, also_true: Tensor | None = None) -> Tensor:
         levels = self.logits(visual, texts)
         if predicates.numel() == 0:
             return levels[0].sum() * 0.0  # keeps the graph for an empty batch
-        per_query = sum(weighted_info_nce(level, predicates, self.dictionary) for level in levels)
+        per_query = sum(weighted_info_nce(level, predicates, self.dictionary, also_true) for level in levels)
         return per_query.mean()

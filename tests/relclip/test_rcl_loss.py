@@ -96,3 +96,11 @@ def test_minilm_similarity_marks_inflections_as_synonyms() -> None:
     dictionary = build_negative_dictionary(predicate_similarity(predicates), epsilon=0.7)
     assert dictionary.negatives_of(0) == [2, 3, 4]  # "rides" excluded, the rest kept
     assert dictionary.negatives_of(3) == [0, 1, 2]  # "holds" excluded
+
+
+def test_another_true_predicate_of_the_pair_is_not_a_negative() -> None:
+    logits = torch.tensor([[2.0, 1.0, 0.0]])
+    uniform = NegativeDictionary.uniform(3)
+    also_true = torch.tensor([[False, True, False]])
+    value = weighted_info_nce(logits, torch.tensor([0]), uniform, also_true)
+    assert value.item() == pytest.approx(math.log(1 + math.exp(-2.0)))
