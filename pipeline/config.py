@@ -102,9 +102,17 @@ class MatchConfig(_Section):
 class TagConfig(_Section):
     RUNTIME_FIELDS: ClassVar[frozenset[str]] = frozenset({"batch_size", "device"})
 
-    tagger: Literal["greedy", "rtagger", "clip"] = "greedy"
+    # layout: geometry + caption number (default, stages/taggers/layout.py); greedy: the paper's rule
+    # baseline (one seeded random text per pair); greedy-all: every text on every pair; nearest: each
+    # object box to the person box it overlaps most, else the nearest centre.
+    tagger: Literal["layout", "greedy", "greedy-all", "nearest", "rtagger", "clip"] = "layout"
     eta: float = Field(default=0.2, ge=0.0, le=1.0)
-    # greedy, clip: only tag pairs whose boxes overlap (IoU > 0), the overlap prior.
+    # Kept after η, most confident first, so one crowded photo cannot dominate a shard (None: no cap).
+    max_relations_per_image: int | None = Field(default=100, ge=1)
+    max_relations_per_proposal: int | None = Field(default=10, ge=1)
+    # greedy: seeds the choice of each pair's relation text.
+    seed: int = 0
+    # greedy, greedy-all, clip: only tag pairs whose boxes overlap (IoU > 0), the overlap prior.
     require_overlap: bool = False
     # rtagger
     checkpoint: Path | None = None

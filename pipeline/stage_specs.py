@@ -17,7 +17,7 @@ StageFn = Callable[[dict[str, list[Row]], RunConfig], StageOutput]
 
 # Bump a stage's version when its code changes what it outputs, so cached
 # results computed by older code are not reused.
-STAGE_VERSIONS = {"ingest": 1, "caption": 1, "parse": 1, "match": 1, "tag": 1, "shard": 2}
+STAGE_VERSIONS = {"ingest": 1, "caption": 1, "parse": 1, "match": 2, "tag": 2, "shard": 2}
 
 
 @dataclass(frozen=True)

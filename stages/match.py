@@ -11,6 +11,11 @@ pair against all of T, not only against the texts proposed for that pair.
 Relation texts are the parser's lemmatised relations ("ride", "sit on"), so
 "riding", "rides" and "is riding" from different captions become one predicate
 backed by all of those captions.
+
+Each (relation, subject class, object class) a caption states is a *proposal*;
+the rows list them (``class_proposals``) with how each caption wrote the two
+sides' number ("a man" / "two men" / "people", see :mod:`stages.entity_number`)
+so the tagger can decide how many of the candidate pairs the relation deserves.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from collections.abc import Iterable
 
 from pipeline.config import RunConfig
 from pipeline.contracts import ErrorRow, Row, StageOutput
+from stages.entity_number import UNKNOWN, EntityNumber, entity_number
 from stages.vocab import EntityMatcher, class_key, matcher_for, matcher_with_categories
 
 STAGE = "match"
 
 PairKey = tuple[int, int]  # (subject_id, object_id)
+ProposalKey = tuple[str, str, str]  # (relation, subject class key, object class key)
 
 
 def run_match(inputs: dict[str, list[Row]], cfg: RunConfig) -> StageOutput:
@@ -63,6 +70,7 @@ def match_image(image: Row, parse_rows: Iterable[Row], matcher: EntityMatcher, c
     mentions: dict[str, set[int]] = defaultdict(set)
     proposals: dict[PairKey, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
     pair_boxes: dict[PairKey, tuple[Row, Row]] = {}
+    class_proposals: dict[ProposalKey, dict[int, list[Row]]] = defaultdict(lambda: defaultdict(list))
     for row in parse_rows:
         caption_index = row["caption_index"]
         for triplet in row.get("triplets") or []:
@@ -74,6 +82,8 @@ def match_image(image: Row, parse_rows: Iterable[Row], matcher: EntityMatcher, c
             object_class = matcher.match(triplet.get("object"), triplet.get("object_head"))
             if subject_class is None or object_class is None:
                 continue
+            if boxes_by_class.get(subject_class) and boxes_by_class.get(object_class):
+                class_proposals[(relation, subject_class, object_class)][caption_index].append(triplet)
             for subject in boxes_by_class.get(subject_class, ()):
                 for obj in boxes_by_class.get(object_class, ()):
                     if subject["object_id"] == obj["object_id"] and not cfg.match.allow_self_pairs:
@@ -87,12 +97,54 @@ def match_image(image: Row, parse_rows: Iterable[Row], matcher: EntityMatcher, c
     texts = sorted(mentions)
     relation_captions = [{"relation": text, "caption_indices": sorted(mentions[text])} for text in texts]
     pairs = [_pair_row(key, pair_boxes[key], proposals[key]) for key in sorted(proposals)]
+    listed = _class_proposal_rows(class_proposals, boxes_by_class, pairs)
     size = cfg.match.max_pairs_per_chunk
     return [
         {"image_id": image["image_id"], "chunk_index": i, "relation_texts": texts,
-         "relation_captions": relation_captions, "pairs": pairs[start : start + size]}
+         "relation_captions": relation_captions, "pairs": pairs[start : start + size], "class_proposals": listed}
         for i, start in enumerate(range(0, len(pairs), size))
     ]
+
+
+def _mention(caption_index: int, triplets: list[Row]) -> Row:
+    """How one caption writes a proposal's two sides, over all its triplets for that proposal."""
+    subject = _side_number(triplets, "subject")
+    obj = _side_number(triplets, "object")
+    return {"caption_index": caption_index, "subject_number": subject.number, "subject_count": subject.count,
+            "object_number": obj.number, "object_count": obj.count}
+
+
+def _side_number(triplets: list[Row], side: str) -> EntityNumber:
+    # Differently written phrases in one caption are different entities ("the bride and the groom cutting a
+    # cake": two subjects, one cake), so their counts add up; the same phrase twice is one entity.
+    phrases = {" ".join(str(t.get(side) or "").lower().split()): t.get(f"{side}_head") for t in triplets}
+    numbers = [entity_number(phrase, head) for phrase, head in phrases.items()]
+    if len(numbers) == 1:
+        return numbers[0]
+    if any(n.number is None for n in numbers):
+        return UNKNOWN
+    counts = [n.count for n in numbers]
+    return EntityNumber("plural", sum(c for c in counts if c is not None) if None not in counts else None)
+
+
+def _class_proposal_rows(class_proposals: dict[ProposalKey, dict[int, list[Row]]],
+                         boxes_by_class: dict[str, list[Row]], pairs: list[Row]) -> list[Row]:
+    """The image's proposals, each named by its boxes' category as written, with its candidate-pair count."""
+    candidates: dict[ProposalKey, int] = defaultdict(int)
+    for pair in pairs:
+        classes = (class_key(pair["subject_category"]), class_key(pair["object_category"]))
+        for proposal in pair["proposals"]:
+            candidates[(proposal["relation"], *classes)] += 1
+    rows = []
+    for key, found in sorted(class_proposals.items()):
+        relation, subject_class, object_class = key
+        n_pairs = candidates.get(key, 0)
+        if n_pairs == 0:  # only self-pairs, which are not candidates
+            continue
+        rows.append({"relation": relation, "subject_category": boxes_by_class[subject_class][0]["category"],
+                     "object_category": boxes_by_class[object_class][0]["category"], "n_pairs": n_pairs,
+                     "mentions": [_mention(index, found[index]) for index in sorted(found)]})
+    return rows
 
 
 def relation_text(triplet: Row) -> str:

@@ -1,11 +1,13 @@
 """Stage 4, tag: score candidate pairs with a tagger and keep confident relations.
 
-The tagger (greedy rules or the R-Tagger) only scores; this stage owns the
-rest so every backend gets identical semantics: it feeds the tagger a few
-images at a time (all chunks of an image together), keeps scores strictly
-above η, keeps the best score per (subject, object, predicate), attaches the
-captions that back each relation, and writes one TAG row per image that had
-candidate pairs.
+The tagger (layout rules, greedy baselines, the R-Tagger ...) only scores; this
+stage owns the rest so every backend gets identical semantics: it feeds the
+tagger a few images at a time (all chunks of an image together), keeps scores
+strictly above η, keeps the best score per (subject, object, predicate), caps
+the relations per proposal and per image (most confident first, so one crowded
+photo cannot flood a shard), attaches the captions that back each relation and
+the proposal it answers, and writes one TAG row per image that had candidate
+pairs, with per-proposal counts (candidates, tagged, capped).
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from pipeline.config import RunConfig
+from pipeline.config import RunConfig, TagConfig
 from pipeline.contracts import ErrorRow, Row, StageError, StageOutput
 from stages.taggers import ScoredRelation, Tagger, TaggerResult, build_tagger
+from stages.taggers.proposals import ProposalKey, image_proposals, proposal_key
 
 STAGE = "tag"
 
@@ -46,7 +49,7 @@ def run_tag(inputs: dict[str, list[Row]], cfg: RunConfig, image_root: Path | Non
         batch = known[start : start + size]
         chunks = [c for image_id in batch for c in sorted(chunks_by_image[image_id], key=lambda c: c["chunk_index"])]
         result = tagger.tag(chunks, {image_id: images[image_id] for image_id in batch}, root)
-        out.extend(_tag_rows(batch, chunks_by_image, result, tagger.name, cfg.tag.eta))
+        out.extend(_tag_rows(batch, chunks_by_image, result, tagger.name, cfg.tag))
     return out
 
 
@@ -60,8 +63,9 @@ def _image_root(cfg: RunConfig, tagger: Tagger) -> Path:
 
 
 def _tag_rows(
-    batch: list[int], chunks_by_image: dict[int, list[Row]], result: TaggerResult, tagger: str, eta: float
+    batch: list[int], chunks_by_image: dict[int, list[Row]], result: TaggerResult, tagger: str, tag_cfg: TagConfig
 ) -> StageOutput:
+    eta = tag_cfg.eta
     out = StageOutput(errors=list(result.errors))
     failed = {error.image_id for error in result.errors}
     scores_by_image: dict[int, list[ScoredRelation]] = defaultdict(list)
@@ -87,14 +91,52 @@ def _tag_rows(
                 continue
             key = (score.subject_id, score.object_id, score.predicate)
             best[key] = max(best.get(key, score.confidence), score.confidence)
+        relationships = _relationships(best, proposed, _mentions(chunks))
+        kept, proposal_rows = _cap_and_attribute(relationships, chunks, tag_cfg)
         out.rows.append({
             "image_id": image_id,
             "tagger": tagger,
             "eta": float(eta),
             "n_pairs": len(proposed),
-            "relationships": _relationships(best, proposed, _mentions(chunks)),
+            "relationships": kept,
+            "class_proposals": proposal_rows,
         })
     return out
+
+
+def _cap_and_attribute(relationships: list[Row], chunks: list[Row], tag_cfg: TagConfig) -> tuple[list[Row], list[Row]]:
+    """The relations the caps keep (still most confident first), each with its proposal's index, and one
+    row per proposal counting its candidates, kept relations and capped ones.
+
+    A relation belongs to the proposal of its (predicate, subject class, object
+    class); one the tagger moved to a class pair no caption proposed it for has
+    no proposal but is capped in a group of its own the same way.
+    """
+    proposals = image_proposals(chunks)
+    index = {proposal.key: i for i, proposal in enumerate(proposals)}
+    categories = {(pair["subject_id"], pair["object_id"]): (pair["subject_category"], pair["object_category"])
+                  for chunk in chunks for pair in chunk["pairs"]}
+    group_of: list[ProposalKey] = [
+        proposal_key(r["predicate"], *categories[(r["subject_id"], r["object_id"])]) for r in relationships
+    ]
+    in_group: dict[ProposalKey, int] = defaultdict(int)
+    capped: dict[ProposalKey, int] = defaultdict(int)
+    kept: list[Row] = []
+    per_proposal = tag_cfg.max_relations_per_proposal
+    per_image = tag_cfg.max_relations_per_image
+    for relation, group in zip(relationships, group_of):  # most confident first
+        if (per_proposal is not None and in_group[group] >= per_proposal) or (
+                per_image is not None and len(kept) >= per_image):
+            capped[group] += 1
+            continue
+        in_group[group] += 1
+        kept.append({**relation, "proposal_index": index.get(group)})
+    rows = [
+        {"relation": p.relation, "subject_category": p.subject_category, "object_category": p.object_category,
+         "n_candidates": len(set(p.pairs)), "n_tagged": in_group.get(p.key, 0), "n_capped": capped.get(p.key, 0)}
+        for p in proposals
+    ]
+    return kept, rows
 
 
 def _proposals(chunks: list[Row]) -> dict[tuple[int, int], dict[str, list[int]]]:

@@ -53,7 +53,7 @@ import pyarrow.parquet as pq
 from pipeline.contracts import ErrorRow, Row
 from pipeline.faults import maybe_fault
 from storage.atomic import atomic_write, atomic_write_json, fsync_dir, remove_stale_temps
-from storage.schemas import ERRORS, schema_for
+from storage.schemas import ERRORS, is_legacy_schema, schema_for, upgrade_table
 
 
 class SchemaMismatch(ValueError):
@@ -81,15 +81,17 @@ def write_table(path: Path, rows: list[Row], schema: pa.Schema, *, compression: 
 
 
 def check_schema(path: Path, schema: pa.Schema) -> None:
-    """Refuse a Parquet file unless its schema is exactly ``schema``."""
+    """Refuse a Parquet file unless its schema is ``schema`` or an older version readers still accept."""
     found = pq.read_schema(path)
-    if not found.remove_metadata().equals(schema.remove_metadata()):
+    if not found.remove_metadata().equals(schema.remove_metadata()) and not is_legacy_schema(schema, found):
         raise SchemaMismatch(f"{path.name}: schema does not match the expected stage schema\nexpected: {schema}\nfound: {found}")
 
 
 def read_table(path: Path, schema: pa.Schema) -> pa.Table:
-    """Read a Parquet file after checking its schema."""
+    """Read a Parquet file after checking its schema; an older accepted version is re-typed to ``schema``."""
     check_schema(path, schema)
+    if is_legacy_schema(schema, pq.read_schema(path)):
+        return upgrade_table(pq.read_table(path), schema)
     return pq.read_table(path, schema=schema)
 
 

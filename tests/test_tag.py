@@ -16,7 +16,7 @@ from stages.match import run_match
 from stages.tag import run_tag
 from stages.taggers import ScoredRelation, Tagger, TaggerResult, build_tagger
 from stages.taggers.greedy import GreedyTagger, box_iou
-from storage.schemas import TAG
+from storage.schemas import MATCH, TAG
 
 ROOT = Path("/nonexistent-image-root")
 
@@ -76,6 +76,12 @@ def test_build_tagger_greedy_is_cached_per_config() -> None:
     assert build_tagger(TagConfig(tagger="greedy", require_overlap=True)) is not a
 
 
+def test_every_registered_tagger_builds_and_layout_is_the_default() -> None:
+    assert TagConfig().tagger == "layout"
+    for name in ("layout", "greedy", "greedy-all", "nearest"):
+        assert build_tagger(TagConfig(tagger=name)).name == name
+
+
 def test_build_tagger_imports_rtagger_lazily(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     built = []
 
@@ -108,20 +114,21 @@ def test_box_iou() -> None:
     assert box_iou(a, {"x": 3, "y": 3, "w": 0, "h": 0}) == 0.0
 
 
-def test_greedy_assigns_proposals_with_confidence_one() -> None:
+def test_greedy_all_assigns_every_proposal_with_confidence_one() -> None:
     ingest = [_image(1, {1: ("person", (0, 0, 10, 10)), 2: ("horse", (5, 5, 10, 10)), 3: ("horse", (50, 50, 5, 5))})]
     match = [_chunk(1, [_pair(1, 2, {"ride": [0, 2]}), _pair(1, 3, {"ride": [0, 2], "feed": [1]})],
                     ["eat", "feed", "ride"])]
-    out = run_tag({"ingest": ingest, "match": match}, RunConfig(), image_root=ROOT)
+    out = run_tag({"ingest": ingest, "match": match}, RunConfig(tag={"tagger": "greedy-all"}), image_root=ROOT)
     assert out.errors == []
     (row,) = out.rows
-    assert (row["image_id"], row["tagger"], row["eta"], row["n_pairs"]) == (1, "greedy", 0.2, 2)
+    assert (row["image_id"], row["tagger"], row["eta"], row["n_pairs"]) == (1, "greedy-all", 0.2, 2)
     assert [(r["subject_id"], r["object_id"], r["predicate"], r["confidence"], r["caption_indices"])
             for r in row["relationships"]] == [(1, 2, "ride", 1.0, [0, 2]), (1, 3, "feed", 1.0, [1]),
                                                (1, 3, "ride", 1.0, [0, 2])]
     pa.Table.from_pylist(out.rows, schema=TAG)
 
-    overlap = run_tag({"ingest": ingest, "match": match}, RunConfig(tag={"require_overlap": True}), image_root=ROOT)
+    overlap = run_tag({"ingest": ingest, "match": match},
+                      RunConfig(tag={"tagger": "greedy-all", "require_overlap": True}), image_root=ROOT)
     assert [(r["subject_id"], r["object_id"]) for r in overlap.rows[0]["relationships"]] == [(1, 2)]
     assert overlap.rows[0]["n_pairs"] == 2
 
@@ -137,9 +144,11 @@ def test_greedy_overlap_reports_boxes_missing_from_ingest() -> None:
 def test_eta_is_strict() -> None:
     ingest = [_image(1, {1: ("person", (0, 0, 10, 10)), 2: ("horse", (5, 5, 10, 10))})]
     match = [_chunk(1, [_pair(1, 2, {"ride": [0]})], ["ride"])]
-    at_one = run_tag({"ingest": ingest, "match": match}, RunConfig(tag={"eta": 1.0}), image_root=ROOT)
+    at_one = run_tag({"ingest": ingest, "match": match}, RunConfig(tag={"tagger": "greedy", "eta": 1.0}),
+                     image_root=ROOT)
     assert at_one.rows[0]["relationships"] == [] and at_one.rows[0]["eta"] == 1.0
-    below = run_tag({"ingest": ingest, "match": match}, RunConfig(tag={"eta": 0.99}), image_root=ROOT)
+    below = run_tag({"ingest": ingest, "match": match}, RunConfig(tag={"tagger": "greedy", "eta": 0.99}),
+                    image_root=ROOT)
     assert len(below.rows[0]["relationships"]) == 1
 
 
@@ -240,14 +249,25 @@ def test_match_then_greedy_tag_end_to_end() -> None:
          "triplets": [triplet("a cyclist", "cyclist", "ride", "bicycles", "bicycle"),
                       triplet("a man", "man", "wear", "a helmet", "helmet")]},
     ]
-    cfg = RunConfig(tag={"require_overlap": True})
+    cfg = RunConfig(tag={"tagger": "greedy-all", "require_overlap": True})
     matched = run_match({"ingest": ingest, "parse": parse}, cfg)
     out = run_tag({"ingest": ingest, "match": matched.rows}, cfg, image_root=ROOT)
     (row,) = out.rows
     assert row["n_pairs"] == 2
     assert row["relationships"] == [
-        {"subject_id": 30, "object_id": 31, "predicate": "ride", "confidence": 1.0, "caption_indices": [0, 1]}
+        {"subject_id": 30, "object_id": 31, "predicate": "ride", "confidence": 1.0, "caption_indices": [0, 1],
+         "proposal_index": 0}
     ]
+    assert row["class_proposals"] == [{"relation": "ride", "subject_category": "person", "object_category": "bicycle",
+                                       "n_candidates": 2, "n_tagged": 1, "n_capped": 0}]
+    # "a man" (singular) and "bicycles" (plural) travelled from the captions through match.
+    assert matched.rows[0]["class_proposals"][0]["mentions"] == [
+        {"caption_index": 0, "subject_number": "singular", "subject_count": 1, "object_number": "singular",
+         "object_count": 1},
+        {"caption_index": 1, "subject_number": "singular", "subject_count": 1, "object_number": "plural",
+         "object_count": None},
+    ]
+    pa.Table.from_pylist(matched.rows, schema=MATCH)
 
 
 def test_relation_mentioned_only_by_unmatched_triplets_keeps_its_captions(scripted) -> None:

@@ -14,7 +14,7 @@ from stages.taggers.base import ScoredRelation, Tagger, TaggerResult
 
 __all__ = ["TAGGERS", "ScoredRelation", "Tagger", "TaggerResult", "build_tagger"]
 
-TAGGERS: tuple[str, ...] = ("greedy", "rtagger", "clip")
+TAGGERS: tuple[str, ...] = ("layout", "greedy", "greedy-all", "nearest", "rtagger", "clip")
 
 
 def build_tagger(tag_cfg: TagConfig) -> Tagger:
@@ -25,10 +25,18 @@ def build_tagger(tag_cfg: TagConfig) -> Tagger:
 @lru_cache(maxsize=4)
 def _cached_tagger(cfg_json: str) -> Tagger:
     tag_cfg = TagConfig.model_validate_json(cfg_json)
-    if tag_cfg.tagger == "greedy":
-        from stages.taggers.greedy import GreedyTagger
+    if tag_cfg.tagger == "layout":
+        from stages.taggers.layout import LayoutTagger
 
-        return GreedyTagger(tag_cfg)
+        return LayoutTagger(tag_cfg)
+    if tag_cfg.tagger in ("greedy", "greedy-all"):
+        from stages.taggers.greedy import GreedyAllTagger, GreedyTagger
+
+        return GreedyTagger(tag_cfg) if tag_cfg.tagger == "greedy" else GreedyAllTagger(tag_cfg)
+    if tag_cfg.tagger == "nearest":
+        from stages.taggers.nearest import NearestTagger
+
+        return NearestTagger(tag_cfg)
     if tag_cfg.tagger == "rtagger":
         # Imported lazily: it pulls in torch and the RLIPv2 model.
         from stages.taggers.rtagger import RTagger

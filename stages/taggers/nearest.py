@@ -1,0 +1,58 @@
+"""``nearest``: a one-line geometric baseline, kept to measure others against.
+
+For each proposal, each object box goes to the subject box it overlaps most
+(highest IoU), else, when it overlaps none, to the subject whose centre is
+nearest; confidence 1.0. No caption number, no doubt: the rule the pair
+benchmark (bench/tagger_pairs.py) reports as its geometric reference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from pipeline.config import TagConfig
+from pipeline.contracts import ErrorRow, Row
+from stages.taggers.base import ScoredRelation, Tagger, TaggerResult, boxes_by_id
+from stages.taggers.geometry import box_iou, centre
+from stages.taggers.proposals import image_proposals
+
+
+class NearestTagger(Tagger):
+    name = "nearest"
+    needs_pixels = False
+
+    def __init__(self, tag_cfg: TagConfig) -> None:
+        del tag_cfg  # no options
+
+    def tag(self, chunks: list[Row], images: dict[int, Row], image_root: Path) -> TaggerResult:
+        result = TaggerResult()
+        by_image: dict[int, list[Row]] = defaultdict(list)
+        for chunk in chunks:
+            by_image[chunk["image_id"]].append(chunk)
+        for image_id, image_chunks in by_image.items():
+            boxes = boxes_by_id(images[image_id])
+            proposals = image_proposals(image_chunks)
+            missing = {i for p in proposals for pair in p.pairs for i in pair if i not in boxes}
+            if missing:
+                result.errors.append(ErrorRow(image_id, "tag", "unknown_object",
+                                              f"pairs name boxes not in the image: {sorted(missing)[:5]}"))
+                continue
+            for proposal in proposals:
+                subjects_of: dict[int, list[int]] = defaultdict(list)
+                for subject_id, object_id in proposal.pairs:
+                    subjects_of[object_id].append(subject_id)
+                for object_id, subject_ids in subjects_of.items():
+                    best = _nearest(boxes[object_id], subject_ids, boxes)
+                    result.scores.append(ScoredRelation(image_id, best, object_id, proposal.relation, 1.0))
+        return result
+
+
+def _nearest(obj: Row, subject_ids: list[int], boxes: dict[int, Row]) -> int:
+    overlaps = {s: box_iou(boxes[s], obj) for s in subject_ids}
+    best = max(subject_ids, key=lambda s: (overlaps[s], -s))
+    if overlaps[best] > 0:
+        return best
+    ox, oy = centre(obj)
+    return min(subject_ids, key=lambda s: (math.dist(centre(boxes[s]), (ox, oy)), s))
