@@ -1,32 +1,152 @@
-"""Scheduled labelling: serve the ``pseudo_label`` flow with a cron schedule.
+"""Scheduled labelling: serve the ``pseudo_label`` flow on a cron or interval schedule.
 
 ``relfactory deploy --cron "0 2 * * 0" --config coco.yaml`` registers a deployment
 with the Prefect server named by ``PREFECT_API_URL`` (the compose file in docker/
-starts one) and serves it from this process: each scheduled run labels the
-configured dataset, re-computing only stages whose inputs or config changed.
+starts one) and serves it from this process: the server's scheduler creates the
+runs, this process picks each one up and runs it in a child process; each run
+labels the configured dataset, re-computing only stages whose inputs or config
+changed. One run at a time: runs of one deployment share a run directory, and
+its lock admits one writer.
+
+SIGTERM (``docker stop``, a process supervisor, ``kill``) stops serving cleanly:
+no new run is started, the current run gets ``stop_grace_s`` seconds to finish,
+then its process group is stopped (committed parts are kept, the next run resumes
+from them) and the run is marked Cancelled with the reason; its run lock is
+released and the process exits 0. Prefect's own handler instead exits at once,
+killing the run mid-way and leaving it "Running" in the UI forever.
 """
 
 from __future__ import annotations
 
-from prefect.schedules import Cron
+import asyncio
+import datetime
+import logging
+from pathlib import Path
+from typing import Any
+
+from prefect.runner import Runner
+from prefect.schedules import Cron, Interval, Schedule
 
 from flows.pseudo_label import pseudo_label_flow
 from pipeline.config import RunConfig
+from pipeline.lock import RunLock, RunLocked
+
+log = logging.getLogger("relfactory.deploy")
+
+DEFAULT_STOP_GRACE_S = 5.0
+# After the grace period: SIGTERM to the run's process group, then SIGKILL this much later.
+KILL_GRACE_S = 3.0
+SIGTERM_MESSAGE = "relfactory deploy received SIGTERM; committed parts are kept and the next run resumes from them"
 
 
-def build_deployment(cfg: RunConfig, cron: str, name: str):
+def make_schedule(cron: str | None = None, interval_s: float | None = None) -> Schedule:
+    """Exactly one of a cron expression (UTC) or an interval in seconds."""
+    if (cron is None) == (interval_s is None):
+        raise ValueError("give exactly one of a cron expression or an interval")
+    if cron is not None:
+        Cron(cron)  # validates the expression early, with croniter's own message
+        return Cron(cron, timezone="UTC")
+    if not interval_s or interval_s <= 0:
+        raise ValueError(f"the interval must be a positive number of seconds, not {interval_s}")
+    return Interval(datetime.timedelta(seconds=interval_s), timezone="UTC")
+
+
+def build_deployment(cfg: RunConfig, cron: str | None = None, name: str = "relfactory-pseudo-label",
+                     interval_s: float | None = None) -> Any:
     """The deployment object (separate from serving, so it can be checked without a server)."""
-    Cron(cron)  # validates the expression early, with croniter's own message
     return pseudo_label_flow.to_deployment(
         name=name,
-        schedule=Cron(cron, timezone="UTC"),
+        schedule=make_schedule(cron, interval_s),
         parameters={"config": cfg.model_dump(mode="json")},
         tags=["relfactory", cfg.dataset.kind],
         description=f"relfactory pseudo-labelling of {cfg.dataset.kind} into run {cfg.name!r}",
     )
 
 
-def serve_labelling(cfg: RunConfig, cron: str, name: str) -> None:
-    from prefect import serve
+class _GracefulRunner(Runner):
+    """A Runner that turns SIGTERM into an orderly shutdown on its own event loop.
 
-    serve(build_deployment(cfg, cron, name))
+    Prefect's handler calls the blocking ``stop()`` from inside the signal handler
+    (on the thread that runs the runner's loop) and then ``sys.exit``: the flow
+    run's process is killed without a final state, and its lock is left behind.
+    """
+
+    def __init__(self, stop_grace_s: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stop_grace_s = stop_grace_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._shutdown: asyncio.Task | None = None
+
+    async def start(self, run_once: bool = False, webserver: bool | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().start(run_once=run_once, webserver=webserver)
+
+    def handle_sigterm(self, *args: Any, **kwargs: Any) -> None:
+        # Runs in the signal handler: only hand the work to the loop.
+        if self._loop is not None and self._shutdown is None:
+            self._loop.call_soon_threadsafe(self._begin_shutdown)
+
+    def _begin_shutdown(self) -> None:
+        if self._shutdown is None:
+            self._shutdown = asyncio.ensure_future(self._graceful_stop())
+
+    async def _graceful_stop(self) -> None:
+        print(f"SIGTERM: no new runs; a run in progress gets {self.stop_grace_s:g} s to finish", flush=True)
+        poller = getattr(self, "_scheduled_run_poller", None)
+        if poller is not None:
+            poller.stopping = True
+        processes = self._process_manager
+        deadline = asyncio.get_running_loop().time() + self.stop_grace_s
+        for flow_run_id in processes.flow_run_ids():
+            remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+            if await processes.wait_for_exit(flow_run_id, grace_seconds=remaining):
+                continue
+            await self._abandon(flow_run_id)
+        await self.astop()
+
+    async def _abandon(self, flow_run_id: Any) -> None:
+        from prefect.states import Cancelled
+
+        print(f"SIGTERM: stopping flow run {flow_run_id}", flush=True)
+        try:
+            await self._process_manager.kill(flow_run_id, grace_seconds=KILL_GRACE_S)
+        except ProcessLookupError:
+            pass  # it finished on its own meanwhile
+        try:
+            await self._client.set_flow_run_state(flow_run_id, Cancelled(message=SIGTERM_MESSAGE), force=True)
+        except Exception as exc:  # the API may be going down too; the run is stopped either way
+            log.warning("could not mark flow run %s cancelled: %s", flow_run_id, exc)
+
+
+def release_abandoned_lock(run_dir: Path) -> bool:
+    """Remove the run's lock if the process holding it is gone (the stopped run); never a live owner's.
+
+    Taking the lock runs RunLock's own stale-lock recovery; True when a lock was released.
+    """
+    if not (Path(run_dir) / ".lock").exists():
+        return False
+    lock = RunLock(run_dir)
+    try:
+        lock.acquire()
+    except RunLocked:
+        return False
+    lock.release()
+    return True
+
+
+def serve_labelling(cfg: RunConfig, cron: str | None, name: str, interval_s: float | None = None,
+                    stop_grace_s: float = DEFAULT_STOP_GRACE_S) -> None:
+    """Register the deployment and run its scheduled runs here until SIGTERM or Ctrl-C."""
+    deployment = build_deployment(cfg, cron=cron, name=name, interval_s=interval_s)
+    runner = _GracefulRunner(stop_grace_s=stop_grace_s, pause_on_shutdown=True, limit=1)
+    runner.add_deployment(deployment)
+    when = f"cron {cron!r} (UTC)" if cron is not None else f"every {interval_s:g} s"
+    print(f"serving deployment pseudo_label/{name} ({when}) into {cfg.run_dir}; SIGTERM or Ctrl-C stops it",
+          flush=True)
+    try:
+        asyncio.run(runner.start())
+    except KeyboardInterrupt:
+        print("interrupted: stopped serving", flush=True)
+    if release_abandoned_lock(cfg.run_dir):
+        print(f"released the lock of the stopped run in {cfg.run_dir}", flush=True)
+    print("stopped serving; the deployment's schedule is paused until it is served again", flush=True)

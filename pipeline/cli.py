@@ -110,36 +110,9 @@ def _add_label_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_label(args: argparse.Namespace) -> int:
-    cfg = build_config(args)
-    return _label(cfg, args.orchestrator)
+    from pipeline.cli_label import label_and_report
 
-
-def _label(cfg: RunConfig, orchestrator: str) -> int:
-    if orchestrator == "prefect":
-        from flows.pseudo_label import pseudo_label
-
-        manifest = pseudo_label(cfg.model_dump(mode="json"), progress=True)
-    else:
-        from pipeline.label import run_label
-
-        _, manifest = run_label(cfg, progress=True)
-    _print_run_summary(manifest)
-    return 0
-
-
-def _print_run_summary(manifest: dict[str, Any]) -> None:
-    inv = manifest["this_invocation"]
-    if inv["parts_computed"] == 0:
-        print(f"run {manifest['run']}: up to date — every stage was cached, no work done")
-    else:
-        total = manifest["n_parts"] * (len(manifest["stages"]) - 1)  # stages after ingest
-        by_stage = ", ".join(f"{stage} {count}" for stage, count in inv["parts_computed_by_stage"].items())
-        print(f"run {manifest['run']}: computed {inv['parts_computed']} of {total} stage parts ({by_stage}); "
-              f"{total - inv['parts_computed']} reused from cache; {inv['retried_parts']} needed a retry")
-    for stage, info in manifest["stages"].items():
-        reasons = ", ".join(f"{k}={v}" for k, v in info["error_reasons"].items())
-        print(f"  {stage:<8} {info['state']:<9} rows={info['rows']:<7} errors={info['errors']}"
-              + (f" ({reasons})" if reasons else ""))
+    return label_and_report(build_config(args), args.orchestrator)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

@@ -1,0 +1,118 @@
+"""A real ``prefect server start`` process for scheduling tests, on a free loopback port.
+
+The session's shared server (tests/conftest.py ``prefect_server``) is an in-process
+helper for flow runs; scheduling needs the real thing: the server's own scheduler
+service, its own SQLite database in a temporary ``PREFECT_HOME``, and a log we can
+search for scheduler errors. Everything it starts runs in its own process group,
+so stopping it leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+# A busy 2-core machine needs ~25 s to import the server and migrate its database; an idle one ~8 s.
+SERVER_START_TIMEOUT_S = 300
+# Scheduler loop for tests: new deployments get runs within seconds (Prefect's default loop is 60 s).
+SCHEDULER_LOOP_S = 5
+# A log line at ERROR level, or a traceback, in the server's log.
+_ERROR_LINE = re.compile(r"\|\s*ERROR\s*\||^Traceback|Error:", re.MULTILINE)
+
+
+@dataclass
+class RealPrefectServer:
+    url: str  # the API URL, ending in /api
+    home: Path
+    log_path: Path
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def error_lines(self) -> list[str]:
+        return [line for line in self.log_text().splitlines() if _ERROR_LINE.search(line)]
+
+    def client_env(self, home: Path, **extra: str) -> dict[str, str]:
+        """Environment for a process (``relfactory deploy``, ``doctor``) that talks to this server."""
+        env = _base_env()
+        env.update(PREFECT_API_URL=self.url, PREFECT_HOME=str(home), PYTHONUNBUFFERED="1",
+                   PREFECT_RUNNER_POLL_FREQUENCY="2")  # the served process looks for due runs every 2 s
+        env.update(extra)
+        return env
+
+
+def _base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
+    env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    return env
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(home: Path) -> tuple[subprocess.Popen, RealPrefectServer]:
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_loopback_port()
+    env = _base_env()
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS=str(SCHEDULER_LOOP_S),
+        PREFECT_LOGGING_SERVER_LEVEL="INFO",
+    )
+    log_path = home / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port),
+             "--no-ui"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    server = RealPrefectServer(url=f"http://127.0.0.1:{port}/api", home=home, log_path=log_path)
+    try:
+        wait_healthy(proc, server, SERVER_START_TIMEOUT_S)
+    except BaseException:
+        stop_process_group(proc)
+        raise
+    return proc, server
+
+
+def wait_healthy(proc: subprocess.Popen, server: RealPrefectServer, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"prefect server exited with {proc.returncode} before it was healthy; "
+                               f"log:\n{server.log_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/health", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"prefect server not healthy after {timeout_s} s at {server.url}; "
+                       f"log:\n{server.log_text()[-4000:]}")
+
+
+def stop_process_group(proc: subprocess.Popen, timeout_s: float = 30) -> int | None:
+    """SIGTERM the process's group, SIGKILL it if it lingers; returns the exit code."""
+    for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            return proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.poll()
