@@ -15,12 +15,12 @@ from prefect import flow, task
 from prefect.futures import as_completed, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from tqdm import tqdm
-
+from flows.artifacts import publish_run_artifacts
 from flows.prefect_api import prefect_api
 from pipeline.config import RunConfig, load_config
 from pipeline.executors import ensure_ray, ray_options, ray_unit, units, worker_error
 from pipeline.lock import RunLock
+from pipeline.progress import StageProgress
 from pipeline.runner import execute_part, finalize, plan_run
 from pipeline.stage_specs import STAGES
 
@@ -43,11 +43,15 @@ def run_stage_part(config: dict[str, Any], stage: str, part: int, keys: dict[str
 
 
 @flow(name="pseudo_label", log_prints=True)
-def pseudo_label_flow(config: dict[str, Any], progress: bool = False) -> dict[str, Any]:
+def pseudo_label_flow(config: dict[str, Any], progress: bool = False,
+                      adopted: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+    """``adopted``: parts an earlier planning of this same invocation took from sibling runs (for the manifest)."""
     cfg = load_config(config)
     config = cfg.model_dump(mode="json")
     with RunLock(cfg.run_dir):
         plan = plan_run(cfg)
+        for run, by_stage in (adopted or {}).items():
+            plan.adopted.setdefault(run, {}).update(by_stage)
         if plan.nothing_to_do:
             print(f"run {cfg.name} is up to date: every stage is cached, nothing to do")
         else:
@@ -67,14 +71,16 @@ def pseudo_label_flow(config: dict[str, Any], progress: bool = False) -> dict[st
         finally:
             # Never release the lock while a task may still be writing.
             wait(list(futures.values()))
-        return finalize(plan, results)
+        manifest = finalize(plan, results)
+        publish_run_artifacts(cfg, manifest, results)
+        return manifest
 
 
 def _collect(futures: dict, results: list, name: str, progress: bool) -> None:
-    with tqdm(total=len(futures), desc=name, unit="part", disable=not progress) as bar:
+    with StageProgress(name, futures, enabled=progress) as bars:
         for future in as_completed(list(futures.values())):
             results.append(future.result())
-            bar.update(1)
+            bars.done(results[-1])
 
 
 def pseudo_label(config: dict[str, Any], progress: bool = False) -> dict[str, Any]:
@@ -92,4 +98,4 @@ def pseudo_label(config: dict[str, Any], progress: bool = False) -> dict[str, An
             return finalize(plan, [])
     runner = ThreadPoolTaskRunner(max_workers=max(2, 2 * cfg.workers))
     with prefect_api():
-        return pseudo_label_flow.with_options(task_runner=runner)(config, progress=progress)
+        return pseudo_label_flow.with_options(task_runner=runner)(config, progress=progress, adopted=plan.adopted)

@@ -13,9 +13,8 @@ import functools
 from collections.abc import Iterator
 from typing import Any
 
-from tqdm import tqdm
-
 from pipeline.config import RunConfig
+from pipeline.progress import StageProgress
 from pipeline.ray_start import start_ray
 from pipeline.runner import RunPlan, execute_part
 from pipeline.stage_specs import PART_STAGES, STAGES
@@ -36,8 +35,10 @@ def units(plan: RunPlan) -> Iterator[tuple[str, int]]:
 def run_local(plan: RunPlan, progress: bool = False) -> list[dict[str, Any]]:
     todo = list(units(plan))
     results = []
-    for stage, part in tqdm(todo, desc=f"{plan.cfg.name}", unit="part", disable=not progress):
-        results.append(execute_part(plan.cfg, stage, part, plan.keys))
+    with StageProgress(plan.cfg.name, todo, enabled=progress) as bars:
+        for stage, part in todo:
+            results.append(execute_part(plan.cfg, stage, part, plan.keys))
+            bars.done(results[-1])
     return results
 
 
@@ -93,15 +94,17 @@ def run_ray(plan: RunPlan, progress: bool = False) -> list[dict[str, Any]]:
     refs = submit_ray(plan)
     pending = list(refs.values())
     results = []
-    with tqdm(total=len(pending), desc=plan.cfg.name, unit="part", disable=not progress) as bar:
+    with StageProgress(plan.cfg.name, refs, enabled=progress) as bars:
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             try:
-                results.extend(ray.get(done))
+                finished = ray.get(done)
             except ray.exceptions.RayTaskError as exc:
                 # The caller releases the run lock next: no task of this run may still be writing then.
                 for ref in pending:
                     ray.cancel(ref, force=True)
                 raise worker_error(exc) from None
-            bar.update(len(done))
+            results.extend(finished)
+            for summary in finished:
+                bars.done(summary)
     return results
