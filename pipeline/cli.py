@@ -44,6 +44,10 @@ def _label_overrides(args: argparse.Namespace) -> dict[str, Any]:
         ("match", "synonyms_file"): args.synonyms,
         ("tag", "tagger"): args.tagger, ("tag", "eta"): args.eta, ("tag", "checkpoint"): args.checkpoint,
         ("tag", "clip_model"): args.clip_model,
+        ("tag", "require_overlap"): args.require_overlap, ("tag", "seed"): args.tagger_seed,
+        ("tag", "max_relations_per_image"): _cap(args.max_relations_per_image),
+        ("tag", "max_relations_per_proposal"): _cap(args.max_relations_per_proposal),
+        ("tag", "confidence"): args.rtagger_confidence, ("tag", "device"): args.tag_device,
     }
     nested: dict[str, Any] = {}
     for path, value in flat.items():
@@ -54,6 +58,15 @@ def _label_overrides(args: argparse.Namespace) -> dict[str, Any]:
             node = node.setdefault(key, {})
         node[path[-1]] = value
     return nested
+
+
+def _cap(value: str | None) -> int | str | None:
+    """A cap flag: a count, or 'none' for no cap (kept as a string so the config names a bad value)."""
+    if value is None:
+        return None
+    if value.strip().lower() == "none":
+        return "none"
+    return int(value) if value.strip().isdigit() else value
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +104,19 @@ def _add_label_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-cap", type=int, help="captions per image (N_cap)")
     p.add_argument("--parser", choices=["rules", "sng"])
     p.add_argument("--synonyms", help="JSON file {class: [synonyms]} extending the synonym table")
-    p.add_argument("--tagger", choices=["greedy", "rtagger", "clip"])
+    from stages.taggers import TAGGERS
+
+    p.add_argument("--tagger", choices=list(TAGGERS),
+                   help="layout (default; geometry + caption number), greedy (paper's rule: one random text per "
+                        "pair), greedy-all (every text on every pair), nearest, rtagger, clip")
+    p.add_argument("--require-overlap", action=argparse.BooleanOptionalAction, default=None,
+                   help="greedy, greedy-all, clip: only pairs whose boxes overlap (IoU > 0)")
+    p.add_argument("--tagger-seed", type=int, help="seed of greedy's random choice of relation text")
+    p.add_argument("--max-relations-per-image", help="keep at most N relations per image (default 100; 'none')")
+    p.add_argument("--max-relations-per-proposal", help="keep at most N relations per proposal (default 10; 'none')")
+    p.add_argument("--rtagger-confidence", choices=["paper", "relation-only"],
+                   help="R-Tagger confidence: subject x object x relation (paper) or relation only (official code)")
+    p.add_argument("--tag-device", help="device of model-backed taggers (auto, cpu, cuda:0 ...)")
     p.add_argument("--checkpoint", help="R-Tagger checkpoint for --tagger rtagger")
     p.add_argument("--clip-model", help="CLIP id or local directory for --tagger clip "
                    "(default openai/clip-vit-base-patch32)")

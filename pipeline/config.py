@@ -122,6 +122,12 @@ class TagConfig(_Section):
     batch_size: int = Field(default=4, ge=1)
     device: str = "auto"
 
+    @field_validator("max_relations_per_image", "max_relations_per_proposal", mode="before")
+    @classmethod
+    def _none_means_no_cap(cls, v: Any) -> Any:
+        # The CLI and YAML can say "none" for no cap (a missing flag already means "the default").
+        return None if isinstance(v, str) and v.strip().lower() == "none" else v
+
     @model_validator(mode="after")
     def _checkpoint_for_rtagger(self) -> "TagConfig":
         if self.tagger == "rtagger" and self.checkpoint is None:
