@@ -10,6 +10,7 @@
     relfactory import   read official RLIPv2 pseudo-label JSON into a run's shards
     relfactory migrate  convert a run folder of the old stage layout in place
     relfactory deploy   schedule the labelling flow with a cron expression
+    relfactory doctor   check versions, Prefect server and scheduler, Ray, GPU and model cache
     relfactory demo     label the bundled demo photos end to end
     relfactory train    train RLIPv2 / the R-Tagger from shards (and other sources)
     relfactory evaluate evaluate a checkpoint on HICO-DET, V-COCO or Open Images
@@ -220,6 +221,9 @@ def make_parser() -> argparse.ArgumentParser:
     from pipeline.cli_storage import add_storage_parsers
 
     add_storage_parsers(sub)
+    from pipeline.doctor import add_doctor_parser
+
+    add_doctor_parser(sub)
     return parser
 
 

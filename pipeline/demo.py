@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.cli import _label, _print_run_summary
+from pipeline.cli_label import label_and_report, print_run_summary
 from pipeline.config import RunConfig, load_config
 from pipeline.datasets import DEMO_DIR
 from storage.export import export_rlipv2_json
@@ -38,7 +38,7 @@ def demo_config(output: Path, captioner: str = "oracle", eta: float = 0.2) -> Ru
 def run_demo(output: Path, orchestrator: str = "prefect", captioner: str = "oracle") -> int:
     cfg = demo_config(output, captioner)
     print(f"== labelling the demo photos into {cfg.run_dir} ({orchestrator} flow, Ray executor)")
-    _label(cfg, orchestrator)
+    label_and_report(cfg, orchestrator)
     run_dir = cfg.run_dir
     for stage in ("parse", "tag", "shard"):
         print()
@@ -50,8 +50,8 @@ def run_demo(output: Path, orchestrator: str = "prefect", captioner: str = "orac
     from pipeline.label import run_label
 
     _, manifest = run_label(demo_config(output, captioner, eta=0.5))
-    _print_run_summary(manifest)
+    print_run_summary(manifest)
     print("\n== and re-running the identical configuration does no work:")
     _, manifest = run_label(demo_config(output, captioner, eta=0.5))
-    _print_run_summary(manifest)
+    print_run_summary(manifest)
     return 0

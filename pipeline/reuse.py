@@ -43,10 +43,11 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def adopt_parts(store: StageStore, output: Path, run_name: str, n_parts: int) -> int:
-    """Take every part that this store lacks and a sibling run has committed. Returns how many."""
-    adopted = 0
+def adopt_parts(store: StageStore, output: Path, run_name: str, n_parts: int) -> dict[str, int]:
+    """Take every part that this store lacks and a sibling run has committed. Returns how many, per sibling run."""
+    by_run: dict[str, int] = {}
     for other in sibling_stores(store, output, run_name):
+        adopted = 0
         for part in range(n_parts):
             if store.is_committed(part) or not other.is_committed(part):
                 continue
@@ -57,13 +58,14 @@ def adopt_parts(store: StageStore, output: Path, run_name: str, n_parts: int) ->
             _link_or_copy(other.errors_path(part), store.errors_path(part))
             store.commit(part, marker)
             adopted += 1
-    if adopted:
-        log.info("%s: adopted %d committed parts from earlier runs", store.stage, adopted)
-    return adopted
+        if adopted:
+            by_run[other.dir.parent.name] = adopted
+            log.info("%s: adopted %d committed parts from run %s", store.stage, adopted, other.dir.parent.name)
+    return by_run
 
 
-def adopt_ingest(store: StageStore, output: Path, run_name: str, fsync: bool) -> dict | None:
-    """Adopt a sibling run's complete ingest (all parts and its stats); returns the stats."""
+def adopt_ingest(store: StageStore, output: Path, run_name: str, fsync: bool) -> tuple[dict, dict[str, int]] | None:
+    """Adopt a sibling run's complete ingest (all parts and its stats); returns the stats and the parts per run."""
     for other in sibling_stores(store, output, run_name):
         stats_file = other.dir / "_STATS.json"
         try:
@@ -73,8 +75,8 @@ def adopt_ingest(store: StageStore, output: Path, run_name: str, fsync: bool) ->
         if not other.is_complete(stats["n_parts"]):
             continue
         store.prepare(json.loads(other.stage_file.read_text())["config"], stats["n_parts"])
-        adopt_parts(store, output, run_name, stats["n_parts"])
+        by_run = adopt_parts(store, output, run_name, stats["n_parts"])
         atomic_write_json(store.dir / "_STATS.json", stats, fsync=fsync)
         store.mark_success(stats["n_parts"])
-        return stats
+        return stats, by_run
     return None

