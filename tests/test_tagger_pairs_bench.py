@@ -93,3 +93,28 @@ def test_reference_figures_on_the_dev_file(shared_data: Path) -> None:
         assert (round(everything.f1, 3), round(ambiguous.f1, 3)) == (f1_all, f1_ambiguous), tagger
     everything, _ = evaluate(images, {"tagger": "greedy-all", "require_overlap": True, **NO_CAPS}, match=match)
     assert round(everything.f1, 3) == 0.516
+
+
+@pytest.mark.slow
+def test_the_rtagger_runs_through_the_benchmark_on_images(tiny: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A user with R-Tagger weights measures them the same way: --images names the annotation file's folder."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from model import RLIPv2Config, build_model, save_checkpoint
+
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for name, (width, height) in (("a.jpg", (100, 100)), ("b.jpg", (200, 100))):
+        Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).save(images / name, format="JPEG")
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(tmp_path / "tagger.pt", build_model(RLIPv2Config.tiny("rtagger")).eval(),
+                                 {"entity_labels": ["person", "horse"], "image_min_size": 64, "image_max_size": 96})
+    assert main(["--annotations", str(tiny), "--taggers", "rtagger", "--images", str(images),
+                 "--checkpoint", str(checkpoint), "--device", "cpu", "--eta", "0"]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("rtagger ")]
+    # η = 0 keeps every scored (pair, text): all 5 true triplets are among them.
+    assert " all P " in line and "R 1.000" in line.split("ambiguous")[0]
