@@ -33,7 +33,7 @@ class StageProgress:
         width = max((len(s) for s in stages), default=0)
         self.bars = {
             stage: tqdm(total=totals[stage], desc=f"{run} {stage:<{width}}", unit="part", position=index,
-                        leave=True, disable=not enabled, dynamic_ncols=True)
+                        leave=True, disable=not enabled)
             for index, stage in enumerate(stages)
         }
 
