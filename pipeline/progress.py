@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from pipeline.stage_specs import PART_STAGES
 
@@ -29,6 +30,8 @@ class StageProgress:
         for stage, _ in units:
             totals[stage] = totals.get(stage, 0) + 1
         self.rows: dict[str, int] = dict.fromkeys(totals, 0)
+        # Log lines printed while bars are on screen go above them instead of through them.
+        self._redirect = logging_redirect_tqdm() if enabled else None
         stages = [s for s in PART_STAGES if s in totals]
         width = max((len(s) for s in stages), default=0)
         self.bars = {
@@ -50,8 +53,13 @@ class StageProgress:
     def close(self) -> None:
         for bar in self.bars.values():
             bar.close()
+        if self._redirect is not None:
+            self._redirect.__exit__(None, None, None)
+            self._redirect = None
 
     def __enter__(self) -> "StageProgress":
+        if self._redirect is not None:
+            self._redirect.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
