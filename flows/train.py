@@ -29,7 +29,7 @@ def train_task(config: dict[str, Any], mode: str) -> dict[str, Any]:
 @task(name="train-model-ray", task_run_name="train-{mode}-ray")
 def train_ray_task(config: dict[str, Any], mode: str, workers: int, use_gpu: bool,
                    address: str | None) -> dict[str, Any]:
-    from stages.train.distributed import train_with_ray
+    from stages.train.ray_train import train_with_ray
 
     cfg = load_train_config(config)
     metrics = train_with_ray(cfg, num_workers=workers, use_gpu=use_gpu, address=address)

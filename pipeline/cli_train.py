@@ -83,11 +83,15 @@ def build_train_config(args: argparse.Namespace) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.overfit:
+        from stages.train.overfit import overfit_command
+
+        return overfit_command(args)
     cfg = build_train_config(args)
     under_torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if args.orchestrator == "none" or under_torchrun:
         if args.launcher == "ray":
-            from stages.train.distributed import train_with_ray
+            from stages.train.ray_train import train_with_ray
 
             summary: dict[str, Any] = train_with_ray(cfg, num_workers=args.ray_workers, use_gpu=args.use_gpu,
                                                      address=args.ray_address)
@@ -174,6 +178,10 @@ def add_train_parsers(subparsers: Any) -> None:
     p.add_argument("--num-workers", type=int, help="data-loading processes per rank")
     p.add_argument("--max-steps", type=int, help="stop after this many steps")
     p.add_argument("--no-resume", action="store_true", help="ignore a training state already in --output")
+    p.add_argument("--overfit", type=int, metavar="N",
+                   help="learning check: train on the first N images of the --shards run without augmentation "
+                        "(--max-steps, default 300; --preset default tiny) and print the loss curves and "
+                        "recall@10/@100 of the training triplets")
     p.add_argument("--launcher", choices=["local", "ray"], default="local",
                    help="local: this process (or torchrun's); ray: Ray Train TorchTrainer workers")
     p.add_argument("--ray-workers", type=int, default=1)

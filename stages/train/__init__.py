@@ -8,7 +8,7 @@ Modules: ``sources`` (streaming shard reader, RLIPv2/VG JSON), ``benchmarks``
 (HICO-DET / V-COCO / Open Images label spaces, fine-tuning sources),
 ``sampler`` (seeded, resumable, weighted mixing), ``transforms`` (DETR
 augmentation), ``data`` (samples, batches, targets), ``labels`` (LSE, RPL,
-RQL), ``optim``, ``checkpointing``, ``distributed`` (torchrun/DDP, Ray Train),
+RQL), ``optim``, ``checkpointing``, ``distributed`` (torchrun/DDP), ``ray_train`` (Ray Train),
 ``engine`` (the loop), ``inference`` and ``evaluate``.
 """
 

@@ -89,7 +89,7 @@ def test_ray_train_worker_trains(tmp_path: Path) -> None:
     import ray
 
     from stages.train.config import load_train_config
-    from stages.train.distributed import train_with_ray
+    from stages.train.ray_train import train_with_ray
 
     run = write_demo_run(tmp_path / "runs")
     cfg = load_train_config({"preset": "tiny", "sources": [{"path": str(run)}], "output": str(tmp_path / "out"),
