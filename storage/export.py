@@ -1,9 +1,10 @@
 """Export a run's shards to the official RLIPv2 pseudo-label JSON, as the official trainer reads it.
 
 What the official code touches (JacobYuan7/RLIPv2: ``datasets/mixed_dataset.py``
-``MixedRelDetection`` and the frequency helpers beside it, which read the file; the
-R-Tagger script ``generate_relations_using_verb_tagger.py``, which writes it), read
-field by field. One JSON list, one object per image:
+``MixedRelDetection`` and the frequency helpers beside it, and ``datasets/coco.py``
+``CocoRLIPDetection``, which read the file; the R-Tagger script
+``generate_relations_using_verb_tagger.py``, which writes it), read field by field.
+One JSON list, one object per image:
 
 =============================  ========  ==================================================================
 field                          type      how the official code uses it
@@ -14,7 +15,8 @@ field                          type      how the official code uses it
                                          (Objects365); ``"hico"``; absent = Visual Genome
 ``data_split``                 str       COCO only: sub-folder joined to ``--coco_path``, so ``"train2017"``
                                          / ``"val2017"`` (absent = ``train2017``); the Objects365 writer puts
-                                         ``"train"`` / ``"val"`` (unused by the reader)
+                                         ``"train"`` / ``"val"`` (unused by the reader). ``CocoRLIPDetection``
+                                         ignores it and opens ``<its folder>/<zfill(12)>.jpg``
 ``objects[].object_id``        int       relationships refer to it; unique in the file: COCO from
                                          10,000,000, Objects365 from 20,000,000, counted up file-wide
 ``objects[].x/y/w/h``          float     box in pixels, ``x, y`` top-left; made ``xyxy`` and clamped
