@@ -26,7 +26,7 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding
 th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .plots{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}.plots img{max-width:520px;border:1px solid #eee}
 .gallery{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}.card{width:500px;border:1px solid #ddd;padding:.5em}
-.card img{max-width:100%}.card ul{font-size:.85em;margin:.3em 0;padding-left:1.2em}.muted{color:#777}
+.card img{max-width:100%}summary{cursor:pointer;color:#4477aa}.card ul{font-size:.85em;margin:.3em 0;padding-left:1.2em}.muted{color:#777}
 """
 
 
@@ -138,7 +138,7 @@ def _gallery(reader: RunReader, counts: dict[int, int], n: int) -> str:
         image.thumbnail((500, 500))
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=85)
-        items = "".join(f"<li>{html.escape(label)}</li>" for arrow in drawing.arrows[:12] for label in arrow.labels[:1])
+        items = "".join(f"<li>{html.escape(drawing.describe(arrow))}</li>" for arrow in drawing.arrows[:12])
         more = len(drawing.arrows) - 12
         cards.append(f"<div class='card'><img alt='image {image_id}' src='{_png_uri(buffer.getvalue(), 'image/jpeg')}'>"
                      f"<div>image {image_id}: {counts[image_id]} relations on {len(drawing.arrows)} pairs</div>"
@@ -212,8 +212,12 @@ def build_report(run_dir: Path, images: Path | None = None, gallery: int = 8, to
         sections.append(_table(["subject", "relation", "object", "relations"],
                                [[s, p, o, c] for (s, p, o), c in _triplets(reader).most_common(top)]))
         sections.append("<h2>Per-class coverage</h2>")
-        sections.append(_table(["class", "boxes", "boxes in a relation", "coverage"],
-                               [[n, b, r, f"{r / b:.0%}"] for n, b, r in coverage]))
+        uncovered = [n for n, _, r in coverage if not r]
+        sections.append(f"<p>{len(coverage) - len(uncovered)} of {len(coverage)} classes have a box in a relation; "
+                        f"none for: {html.escape(', '.join(uncovered)) or '-'}</p>")
+        sections.append(f"<details><summary>every class ({len(coverage)})</summary>"
+                        + _table(["class", "boxes", "boxes in a relation", "coverage"],
+                                 [[n, b, r, f"{r / b:.0%}"] for n, b, r in coverage]) + "</details>")
 
     sections.append("<h2>Sample images</h2>")
     sections.append(_gallery(reader, per_stage.get(relation_stage, {}), gallery))
