@@ -9,7 +9,11 @@ skipped (with the reason) and anything unmatched on either side.
     python -m model.convert_official official.pth ours.pt --variant rtagger
 
 The official ``args`` (when present) fill the configuration: layer counts,
-FFN width, fusion interval, gating, relation-query type, backbone.
+FFN width, fusion interval, gating, relation-query type, backbone, the
+R-Tagger's denoising noise scales. RoBERTa-base/large are built from the
+configs shipped in ``roberta_configs.json`` (their weights are in the
+checkpoint); only the tokenizer must exist locally, and the converted
+checkpoint embeds it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from torch import Tensor, nn
 from .backbone import swin_original_to_hf
 from .configuration import RLIPv2Config
 from .labels import COCO_CLASSES
+from .text_check import warn_if_labels_collapse
 
 # Official gating names -> (our gate kind, tanh).
 OFFICIAL_GATES: dict[str, tuple[str, bool]] = {
@@ -222,9 +227,47 @@ def config_from_official_args(args: Any, **overrides: Any) -> RLIPv2Config:
         "per_stage_text": bool(a.get("lang_aux_loss", True)),
         "relation_query": OFFICIAL_RELATION_QUERY.get(str(a.get("verb_query_tgt_type", "vanilla")), "vanilla"),
     }
+    # DN-DETR-style denoising of the R-Tagger: the official tagger script sets 0.3 / 0.6.
+    for name in ("label_noise_scale", "box_noise_scale"):
+        if a.get(name) is not None:
+            settings[name] = float(a[name])
+    text_config = shipped_text_config(settings["text_encoder"])
+    if text_config is not None:
+        # Architecture only: the checkpoint carries the text encoder's weights, so
+        # nothing needs to be downloaded to build it.
+        settings["text_encoder_config"] = text_config
     if variant == "rtagger":
         settings["relation_query"] = "vanilla"
     return RLIPv2Config(**{**settings, **overrides})
+
+
+def shipped_text_config(name: str) -> dict[str, Any] | None:
+    """The Hugging Face config of ``roberta-base`` / ``roberta-large`` as shipped with relfactory, else None."""
+    shipped = json.loads((Path(__file__).with_name("roberta_configs.json")).read_text())
+    key = name.rstrip("/").rsplit("/", 1)[-1]  # "FacebookAI/roberta-base" or a local ".../roberta-base" folder
+    config = shipped.get(key)
+    return dict(config) if config is not None else None
+
+
+def offline_tokenizer(source: str) -> Any:
+    """The tokenizer ``source`` names, from local files only (a folder, or the Hugging Face cache).
+
+    The converted checkpoint embeds it, so this is the only time it is needed.
+    """
+    from transformers import AutoTokenizer
+
+    from .configuration import CHAR_TOKENIZER
+    from .text_encoder import build_char_tokenizer, resolve_text_source
+
+    if source == CHAR_TOKENIZER:
+        return build_char_tokenizer()
+    try:
+        return AutoTokenizer.from_pretrained(resolve_text_source(source), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"the {source!r} tokenizer is not available offline ({type(exc).__name__}); fetch it once on a "
+            f"connected machine (huggingface-cli download {source} tokenizer.json vocab.json merges.txt "
+            "tokenizer_config.json) or pass --tokenizer DIR, a folder holding it") from None
 
 
 def read_official_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], Any]:
@@ -240,8 +283,8 @@ def read_official_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], Any]:
 
 
 def load_official(path: str | Path, config: RLIPv2Config | None = None, strict: bool = True,
-                  text_model: nn.Module | None = None,
-                  build: Callable[..., nn.Module] | None = None) -> tuple[nn.Module, ConversionReport]:
+                  text_model: nn.Module | None = None, build: Callable[..., nn.Module] | None = None,
+                  tokenizer: Any = None) -> tuple[nn.Module, ConversionReport]:
     """Build our model for an official checkpoint and load it; raises on mismatch when ``strict``."""
     from .parsed import build_model
 
@@ -250,11 +293,17 @@ def load_official(path: str | Path, config: RLIPv2Config | None = None, strict: 
         if args is None:
             raise ValueError(f"{path} carries no args: pass the RLIPv2Config explicitly")
         config = config_from_official_args(args)
-    model = (build or build_model)(config, text_model=text_model)
+    kwargs: dict[str, Any] = {"text_model": text_model}
+    if tokenizer is not None:
+        kwargs["tokenizer"] = tokenizer
+    if build is None:
+        kwargs["check_labels"] = False  # random weights until the official ones are loaded
+    model = (build or build_model)(config, **kwargs)
     converted, report = convert_state_dict(state, model, config)
     if strict and not report.ok:
         raise ValueError(f"official checkpoint {path} does not fit:\n{report.summary()}")
     model.load_state_dict(converted, strict=False)
+    warn_if_labels_collapse(model.text_encoder, where=f"official checkpoint {Path(path).name}")
     return model.eval(), report
 
 
@@ -270,17 +319,25 @@ def main(argv: list[str] | None = None) -> int:
                         help="an RLIPv2Config as JSON, for checkpoints without args")
     parser.add_argument("--entity-labels", type=Path, default=None,
                         help="JSON list of entity class names; default: the 80 COCO classes for an R-Tagger")
+    parser.add_argument("--tokenizer", default=None,
+                        help="a local tokenizer folder; default: the text encoder's, from the Hugging Face cache")
     parser.add_argument("--no-strict", action="store_true", help="save even with unmatched keys")
     ns = parser.parse_args(argv)
 
-    config = None
     if ns.config_json is not None:
         config = RLIPv2Config.from_dict(json.loads(ns.config_json.read_text()))
-    elif ns.variant is not None:
+    else:
         _, args = read_official_checkpoint(ns.official)
-        if args is not None:
-            config = config_from_official_args(args, variant=ns.variant)
-    model, report = load_official(ns.official, config, strict=not ns.no_strict)
+        if args is None:
+            parser.error(f"{ns.official} carries no args: give --config-json")
+        config = config_from_official_args(args, **({"variant": ns.variant} if ns.variant else {}))
+    try:
+        tokenizer = offline_tokenizer(ns.tokenizer or config.tokenizer or config.text_encoder)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if ns.tokenizer is not None:
+        config = config.replace(tokenizer=ns.tokenizer)
+    model, report = load_official(ns.official, config, strict=not ns.no_strict, tokenizer=tokenizer)
     print(report.summary())
     metadata: dict[str, Any] = {"converted_from": str(ns.official)}
     if ns.entity_labels is not None:

@@ -197,3 +197,37 @@ def test_command_line_conversion_writes_a_loadable_checkpoint(tmp_path: Path) ->
     model, metadata = load_checkpoint(tmp_path / "ours.pt")
     assert metadata["entity_labels"] == list(COCO_CLASSES)
     torch.testing.assert_close(model.coord_proj.weight, source.coord_proj.weight)
+
+
+def test_official_roberta_text_encoder_builds_offline_and_noise_scales_carry() -> None:
+    from model.convert_official import shipped_text_config
+    from model.text_encoder import build_text_model
+
+    args = {"verb_tagger": True, "text_encoder_type": "roberta-base", "label_noise_scale": 0.3,
+            "box_noise_scale": 0.6}
+    config = config_from_official_args(args)
+    # The official tagger script's denoising, not our defaults (0.2 / 0.4).
+    assert (config.label_noise_scale, config.box_noise_scale) == (0.3, 0.6)
+    assert config_from_official_args({"verb_tagger": True}).label_noise_scale == 0.2
+    assert config.text_encoder == "roberta-base" and config.text_pooling == "pooler"
+    assert config.text_encoder_config is not None and config.text_encoder_config["hidden_size"] == 768
+    large = shipped_text_config("FacebookAI/roberta-large")
+    assert large is not None and (large["hidden_size"], large["num_hidden_layers"]) == (1024, 24)
+    assert shipped_text_config("bert-base-uncased") is None
+    # Built from the shipped architecture alone (HF_HUB_OFFLINE is set for the tests): no download.
+    text_model = build_text_model(config)
+    assert type(text_model).__name__ == "RobertaModel" and len(text_model.encoder.layer) == 12
+    assert sum(p.numel() for p in text_model.parameters()) > 120_000_000
+
+
+def test_conversion_without_a_local_tokenizer_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from model.convert_official import main
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    torch.save({"model": {}, "args": argparse.Namespace(verb_tagger=True, text_encoder_type="roberta-base")},
+               tmp_path / "official.pth")
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "official.pth"), str(tmp_path / "ours.pt")])
+    err = capsys.readouterr().err
+    assert "'roberta-base' tokenizer is not available offline" in err and "--tokenizer DIR" in err
