@@ -1,13 +1,15 @@
-"""Runs of the shared COCO images (oracle captions, no orchestrator) that the inspection tests read."""
+"""Runs the inspection tests read: the shared COCO images (oracle captions) and the bundled demo."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from pipeline.config import load_config
+from pipeline.datasets import DEMO_DIR
 from pipeline.label import run_label
 
 
@@ -39,3 +41,17 @@ def coco_runs(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Co
     run_label(coco_config(coco, output, "strict", eta=0.5))
     run_label(coco_config(coco, output, "two-captions", n_captions=2))
     return CocoRuns(output, coco / "train2017", output / "oracle", output / "strict", output / "two-captions")
+
+
+@pytest.fixture(scope="session")
+def demo_gaps(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled demo (no shared data needed) with image 6's captions missing: relations and an error."""
+    root = tmp_path_factory.mktemp("demo-gaps")
+    captions = json.loads((DEMO_DIR / "captions.json").read_text())
+    captions["annotations"] = [a for a in captions["annotations"] if a["image_id"] != 6]
+    (root / "captions.json").write_text(json.dumps(captions))
+    cfg = load_config({"name": "gaps", "output": str(root / "runs"), "executor": "local", "fsync": False,
+                       "dataset": {"kind": "demo"}, "tag": {"tagger": "greedy"},
+                       "caption": {"backend": "oracle", "captions_file": str(root / "captions.json"), "n_captions": 5}})
+    run_label(cfg)
+    return cfg.run_dir

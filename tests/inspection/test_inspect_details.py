@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 
@@ -10,7 +9,6 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from pipeline.cli import main
-from pipeline.datasets import DEMO_DIR
 
 
 def _rows(run_dir, stage):
@@ -63,19 +61,12 @@ def test_follow_one_image_through_every_stage(coco_runs, capsys):
     assert "has no image 1" in capsys.readouterr().out
 
 
-def test_errors_are_listed_with_details_and_filtered_by_reason(tmp_path, capsys):
-    captions = json.loads((DEMO_DIR / "captions.json").read_text())
-    captions["annotations"] = [a for a in captions["annotations"] if a["image_id"] != 6]
-    (tmp_path / "captions.json").write_text(json.dumps(captions))
-    assert main(["label", "--dataset-kind", "demo", "--captioner", "oracle", "--captions-file",
-                 str(tmp_path / "captions.json"), "--tagger", "greedy", "--run", "gaps", "--output", str(tmp_path / "runs"),
-                 "--orchestrator", "none", "--executor", "local"]) == 0
-    capsys.readouterr()
-    assert main(["inspect", "gaps", "--output", str(tmp_path / "runs"), "--errors"]) == 0
+def test_errors_are_listed_with_details_and_filtered_by_reason(demo_gaps, capsys):
+    assert main(["inspect", str(demo_gaps), "--errors"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("errors: 1") and "[caption] image 6  no_captions" in text
     assert "has no caption for image 6" in text  # the detail, not only the reason
-    assert main(["inspect", "gaps", "--output", str(tmp_path / "runs"), "--errors", "stage_failed"]) == 0
+    assert main(["inspect", str(demo_gaps), "--errors", "stage_failed"]) == 0
     assert "errors 'stage_failed': 0; reasons present: no_captions" in capsys.readouterr().out
-    assert main(["inspect", "gaps", "--output", str(tmp_path / "runs"), "--stage", "shard", "--sample", "0"]) == 0
+    assert main(["inspect", str(demo_gaps), "--stage", "shard", "--sample", "0"]) == 0
     assert "caption error: no_captions: 1  (e.g. 6)" in capsys.readouterr().out

@@ -39,3 +39,17 @@ def test_report_loads_in_headless_chromium_without_errors(report):
     assert [url for url in page.requests if not url.startswith(("file:", "data:"))] == []
     assert len(page.images) == 8
     assert all(img["complete"] and img["width"] > 0 and img["height"] > 0 for img in page.images)
+
+
+def test_report_and_show_of_the_bundled_demo(demo_gaps, tmp_path, capsys):
+    """Runs on a clean checkout too (no shared data): the demo's photos ship with scikit-image."""
+    dest = tmp_path / "demo.html"
+    assert main(["report", str(demo_gaps), "--out", str(dest)]) == 0
+    text = dest.read_text()
+    assert "<td>caption error: no_captions</td>" in text and "gallery skipped" not in text
+    assert main(["show", str(demo_gaps), "--out", str(tmp_path / "demo.png")]) == 0
+    assert (tmp_path / "demo.png").stat().st_size > 10_000
+    chromium = find_chromium()
+    if chromium is not None:
+        page = load_page(chromium, dest)
+        assert page.errors == [] and page.images and all(img["width"] > 0 for img in page.images)
