@@ -235,3 +235,13 @@ def test_nearest_gives_each_object_the_most_overlapping_else_nearest_subject() -
     # Horse 11 overlaps person 1; horse 12 overlaps no one and person 2's centre is nearer.
     assert _pairs(row) == {(1, 11, "ride"), (2, 12, "ride")}
     assert box_iou(FARM["objects"][0], FARM["objects"][2]) > 0
+
+
+def test_a_box_with_a_same_class_twin_is_less_certain() -> None:
+    single = _image({1: ("person", (0, 0, 20, 60)), 5: ("cup", (10, 20, 10, 10))})
+    twins = _image({1: ("person", (0, 0, 20, 60)), 5: ("cup", (10, 20, 10, 10)), 6: ("cup", (11, 21, 10, 10))})
+    captions = [_caption(0, (None, "person", "hold", None, "cup"))]
+    (alone,) = _tag(single, captions, tagger="layout")["relationships"]
+    doubled = _tag(twins, captions, tagger="layout")["relationships"]
+    assert {(r["subject_id"], r["object_id"]) for r in doubled} == {(1, 5), (1, 6)}  # both kept at the default η
+    assert all(CHOSEN_FLOOR < r["confidence"] < alone["confidence"] for r in doubled)

@@ -18,10 +18,11 @@ proposal (a relation between two classes, see :mod:`stages.taggers.proposals`):
    object must have at least :data:`EXTRA_RATIO` of the first one's affinity:
    the people near the table, not everyone in the room.
 4. **Confidence** in [0, 1]: a chosen pair scores above 0.2 (the default η),
-   higher the less its boxes compete with other candidates and the closer they
-   are; a pair not chosen scores at most 0.2, ordered the same way. So the
-   default η keeps exactly the chosen pairs, a higher η keeps the clearer ones
-   of them, and a lower η lets the best runners-up in.
+   higher the less its boxes compete with other candidates, the closer they
+   are, and the less either box looks like a duplicate (a same-class twin at
+   IoU >= :data:`TWIN_IOU`); a pair not chosen scores at most 0.2, ordered the
+   same way. So the default η keeps exactly the chosen pairs, a higher η keeps
+   the clearer ones of them, and a lower η lets the best runners-up in.
 
 The constants are few and documented here; they were chosen on the HICO-DET
 dev file of the pair benchmark (bench/tagger_pairs.py), which measures them.
@@ -38,7 +39,7 @@ from pipeline.config import TagConfig
 from pipeline.contracts import ErrorRow, Row
 from stages.entity_number import EntityNumber
 from stages.taggers.base import ScoredRelation, Tagger, TaggerResult, boxes_by_id
-from stages.taggers.geometry import affinity, area, salience, spatial_agreement
+from stages.taggers.geometry import affinity, area, box_iou, salience, spatial_agreement
 from stages.taggers.proposals import Pair, Proposal, image_proposals
 
 # Confidence that separates chosen pairs (above) from runners-up (at or below).
@@ -47,6 +48,8 @@ CHOSEN_FLOOR = 0.2
 EXTRA_RATIO = 0.5
 # How much salience can move a subject's affinity: a tie-breaker, not a ranking of its own.
 SALIENCE_WEIGHT = 0.1
+# Two boxes of one class overlapping this much (the usual NMS threshold) may be one thing boxed twice.
+TWIN_IOU = 0.5
 
 
 @dataclass(frozen=True)
@@ -134,14 +137,22 @@ def score_proposal(proposal: Proposal, boxes: dict[int, Row], image: Row) -> dic
     budget = pair_budget(proposal.subject, proposal.object)
     chosen = select_pairs(affinities, budget)
     shares = competition_shares(affinities, budget)
+    twins = twin_counts({s for s, _ in pairs}, boxes) | twin_counts({o for _, o in pairs}, boxes)
     scores = {}
     for pair, value in affinities.items():
-        evidence = shares[pair] * (0.5 + 0.5 * value)
+        # A box with a near-identical twin may be a duplicate: the relation may belong to the twin instead.
+        evidence = shares[pair] * (0.5 + 0.5 * value) / ((1 + twins[pair[0]]) * (1 + twins[pair[1]]))
         if pair in chosen:
             scores[pair] = CHOSEN_FLOOR + (1.0 - CHOSEN_FLOOR) * evidence
         else:
             scores[pair] = CHOSEN_FLOOR * evidence
     return scores
+
+
+def twin_counts(box_ids: set[int], boxes: dict[int, Row]) -> dict[int, int]:
+    """For each box, how many other boxes of the set overlap it by at least :data:`TWIN_IOU`."""
+    ordered = sorted(box_ids)
+    return {i: sum(1 for j in ordered if j != i and box_iou(boxes[i], boxes[j]) >= TWIN_IOU) for i in ordered}
 
 
 def select_pairs(affinities: dict[Pair, float], budget: PairBudget) -> set[Pair]:
