@@ -31,7 +31,7 @@ one of three states, which ``prepare`` (run under the run lock) settles the same
 way every time: before 4 the part is not committed and its staged file is
 deleted (rolled back, recomputed on resume); between 4 and 5 the staged file
 matches the marker's checksum and is published (rolled forward); a visible part
-without a valid marker (written by hand, or by an old layout) is deleted. Stages
+without a marker (written by hand, or by an old layout) is deleted. Stages
 are deterministic, so a recomputed part is byte-identical to the lost one.
 
 Run folders written before this layout (``part-N.done`` markers next to the
@@ -223,9 +223,13 @@ class StageStore:
             else:
                 staged.unlink(missing_ok=True)
                 counts["rolled_back"] += 1
+        # One listing, not a marker read per part: markers are written only by this protocol and a
+        # new key discards the folder, so a visible part with a marker file is one that was committed
+        # (one damaged since then fails is_committed and is recomputed, which hides it first).
+        markers = self.dir / MARKERS_DIR
+        marked = {p.name.split(".", 1)[0] for p in markers.glob("part-*.json")} if markers.is_dir() else set()
         for visible in sorted(self.dir.glob(PART_GLOB)) if self.dir.is_dir() else []:
-            part = _part_number(visible)
-            if part is None or not self.is_committed(part):
+            if _part_number(visible) is None or visible.name.split(".", 1)[0] not in marked:
                 visible.unlink(missing_ok=True)
                 counts["stray_removed"] += 1
         if any(counts.values()) and self.fsync:
