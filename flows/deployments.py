@@ -36,6 +36,8 @@ log = logging.getLogger("relfactory.deploy")
 DEFAULT_STOP_GRACE_S = 5.0
 # After the grace period: SIGTERM to the run's process group, then SIGKILL this much later.
 KILL_GRACE_S = 3.0
+# How long the runner gets to record the stopped process's exit before we set the final state.
+STATE_SETTLE_S = 5.0
 SIGTERM_MESSAGE = "relfactory deploy received SIGTERM; committed parts are kept and the next run resumes from them"
 
 
@@ -112,6 +114,18 @@ class _GracefulRunner(Runner):
             await self._process_manager.kill(flow_run_id, grace_seconds=KILL_GRACE_S)
         except ProcessLookupError:
             pass  # it finished on its own meanwhile
+        # Let the runner notice the exit first: it unregisters the process and proposes Crashed;
+        # our Cancelled (with the reason) must come after that, and before the runner's own
+        # shutdown would cancel it again with a generic message.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STATE_SETTLE_S
+        while loop.time() < deadline and flow_run_id in self._process_manager.flow_run_ids():
+            await asyncio.sleep(0.2)
+        while loop.time() < deadline:
+            state = (await self._client.read_flow_run(flow_run_id)).state
+            if state is not None and state.is_final():
+                break
+            await asyncio.sleep(0.2)
         try:
             await self._client.set_flow_run_state(flow_run_id, Cancelled(message=SIGTERM_MESSAGE), force=True)
         except Exception as exc:  # the API may be going down too; the run is stopped either way
