@@ -179,6 +179,27 @@ def match_rows(images: list[BenchImage], oracle_number: bool) -> list[Row]:
     return rows
 
 
+def twin_statistics(images: list[BenchImage], low: float = 0.3) -> tuple[int, float, int, float]:
+    """(slots with a twin, share of them true, slots without, share true) over (verb, object box) slots.
+
+    A twin is another box of the same class at ``low`` <= IoU < the de-dup
+    threshold: HICO-DET's per-interaction boxes of one thing that the de-dup
+    kept apart. Which twin carries which verb is not in the layout, which
+    bounds what any pixel-free tagger can reach here.
+    """
+    counts = {True: [0, 0], False: [0, 0]}
+    for image in images:
+        for verb, category in image.proposals:
+            ids = [i + 1 for i, (c, _) in enumerate(image.boxes) if c == category]
+            true_objects = {o for v, _, o in image.truth if v == verb}
+            for o in ids:
+                twin = any(low <= _iou(image.boxes[o - 1][1], image.boxes[j - 1][1]) < DEDUP_IOU for j in ids if j != o)
+                counts[twin][0] += 1
+                counts[twin][1] += o in true_objects
+    (n_twin, true_twin), (n_single, true_single) = counts[True], counts[False]
+    return n_twin, true_twin / max(n_twin, 1), n_single, true_single / max(n_single, 1)
+
+
 @dataclass
 class Score:
     tp: int = 0
@@ -242,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, help="R-Tagger checkpoint for --taggers rtagger")
     parser.add_argument("--device", default="auto", help="R-Tagger device")
     parser.add_argument("--max-images", type=int, help="only the first N images")
+    parser.add_argument("--twin-stats", action="store_true",
+                        help="also print how many (verb, object box) slots have a same-class twin box, and how often "
+                             "such slots are true")
     args = parser.parse_args(argv)
 
     names = [name.strip() for name in args.taggers.split(",") if name.strip()]
@@ -258,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     n_ambiguous = sum(image.ambiguous for image in images)
     print(f"{args.annotations.name}: {len(images)} images ({n_ambiguous} ambiguous), "
           f"{sum(len(i.truth) for i in images)} true triplets")
+    if args.twin_stats:
+        n_twin, true_twin, n_single, true_single = twin_statistics(images)
+        print(f"(verb, object box) slots: {n_twin} with a same-class twin (IoU 0.3-0.7), {true_twin:.0%} of them true; "
+              f"{n_single} without, {true_single:.0%} true")
     etas = [float(v) for v in args.eta_sweep.split(",")] if args.eta_sweep else [args.eta]
     variants = [False, True] if args.oracle_number else [False]
     for oracle in variants:

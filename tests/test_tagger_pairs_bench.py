@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.tagger_pairs import evaluate, load_hicodet, main, match_rows
+from bench.tagger_pairs import evaluate, load_hicodet, main, match_rows, twin_statistics
 
 NO_CAPS = {"max_relations_per_image": None, "max_relations_per_proposal": None}
 
@@ -48,6 +48,12 @@ def test_loading_deduplicates_boxes_and_builds_proposals(tiny: Path) -> None:
     rows = match_rows([second], oracle_number=False)
     assert {(p["subject_id"], p["object_id"]) for r in rows for p in r["pairs"]} == {(1, 2), (1, 4), (3, 2), (3, 4)}
     assert all(m["subject_number"] is None for r in rows for p in r["class_proposals"] for m in p["mentions"])
+
+
+def test_twin_statistics(tiny: Path) -> None:
+    # No box has a same-class twin; of the 2 + 4 (verb, object box) slots, all but (feed, horse B) are true.
+    n_twin, _, n_single, true_single = twin_statistics(load_hicodet(tiny))
+    assert (n_twin, n_single) == (0, 6) and true_single == pytest.approx(5 / 6)
 
 
 def test_scores_by_hand(tiny: Path) -> None:
