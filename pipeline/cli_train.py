@@ -71,7 +71,8 @@ def build_train_config(args: argparse.Namespace) -> Any:
     flags = {"mode": args.mode, "preset": args.preset, "variant": args.variant, "output": args.output,
              "init_checkpoint": args.init_checkpoint, "epochs": args.epochs, "global_batch": args.batch_size,
              "lr": args.lr, "seed": args.seed, "device": args.device, "num_workers": args.num_workers,
-             "max_steps": args.max_steps, "amp": args.amp, "augment_scale": args.augment_scale}
+             "max_steps": args.max_steps, "amp": args.amp, "augment_scale": args.augment_scale,
+             "loss": args.loss}
     data.update({k: v for k, v in flags.items() if v is not None})
     if args.lr_drop is not None:
         data["lr_drop_epochs"] = args.lr_drop
@@ -175,6 +176,8 @@ def add_train_parsers(subparsers: Any) -> None:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--amp", choices=["auto", "off", "fp16", "bf16"])
     p.add_argument("--augment-scale", type=float, help="scale every augmentation size (tiny models: 0.25)")
+    p.add_argument("--loss", choices=["rlipv2", "rcl"],
+                   help="rcl: add RelCLIP's relational contrastive term to RLIPv2's losses")
     p.add_argument("--num-workers", type=int, help="data-loading processes per rank")
     p.add_argument("--max-steps", type=int, help="stop after this many steps")
     p.add_argument("--no-resume", action="store_true", help="ignore a training state already in --output")

@@ -87,6 +87,10 @@ class TrainConfig(_Strict):
     pseudo_threshold: float = Field(default=0.7, ge=-1.0, le=1.0)
     pseudo_embedder: Literal["minilm", "model"] = "minilm"
     pseudo_embedder_path: str | None = None  # a sentence-transformers folder for ``minilm``
+    # ``rcl``: plus RelCLIP's relational contrastive term on the relation logits (model/relclip/rlipv2_aux.py),
+    # its negatives drawn with the pseudo_embedder's similarities
+    loss: Literal["rlipv2", "rcl"] = "rlipv2"
+    rcl_weight: float = Field(default=1.0, ge=0.0)
     tagger_negatives: float = Field(default=1.0, ge=0.0)  # R-Tagger: negative pairs per positive pair
     augment_scale: float = Field(default=1.0, gt=0.0)  # multiplies every DETR resize/crop size
     augment: bool = True

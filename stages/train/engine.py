@@ -156,11 +156,15 @@ def train(cfg: TrainConfig, *, ctx: DistContext | None = None, on_step: StepHook
                                 where="training start")
     is_tagger = config.variant == "rtagger"
     criterion = SoftRelationCriterion.for_model(config, cfg.quality_labels)
+    if cfg.loss == "rcl":
+        from model.relclip.rlipv2_aux import RCLCriterion
+
+        criterion = RCLCriterion.for_model(config, cfg.quality_labels, weight=cfg.rcl_weight)
     optimizer = build_optimizer(model, cfg.lr, cfg.lr_backbone, cfg.lr_text_encoder, cfg.weight_decay)
     scheduler = build_scheduler(optimizer, steps_per_epoch, cfg.lr_drop_epochs, cfg.lr_gamma)
     dtype = amp_dtype(cfg.amp, ctx.device)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-    rpl = RelationEmbeddings(cfg, model, relation_vocab, ctx) if cfg.pseudo_labels else None
+    rpl = RelationEmbeddings(cfg, model, relation_vocab, ctx) if cfg.pseudo_labels or cfg.loss == "rcl" else None
 
     fingerprint = data_fingerprint(cfg, sources)
     step = 0
@@ -242,8 +246,10 @@ def _train_step(cfg: TrainConfig, net: nn.Module, criterion: SoftRelationCriteri
     entity_seq = extend_sequence(entities, entity_vocab, cfg.max_entity_texts, rng, cfg.negative_power)
     relation_seq = extend_sequence(relations, relation_vocab, cfg.max_relation_texts, rng, cfg.negative_power)
     similarity = rpl.similarity(relation_seq) if rpl is not None else None
-    targets = _to_device(build_targets(batch.samples, entity_seq, relation_seq, num_queries, similarity,
-                                       cfg.pseudo_threshold), ctx.device)
+    if cfg.loss == "rcl":  # RCL's negative dictionaries come from the same similarities
+        criterion.similarity = similarity.to(ctx.device) if similarity is not None else None  # type: ignore[attr-defined]
+    targets = _to_device(build_targets(batch.samples, entity_seq, relation_seq, num_queries,
+                                       similarity if cfg.pseudo_labels else None, cfg.pseudo_threshold), ctx.device)
     images = batch.images.to(ctx.device)
     n = len(batch)
     with torch.autocast(device_type=ctx.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
@@ -265,7 +271,7 @@ def _train_step(cfg: TrainConfig, net: nn.Module, criterion: SoftRelationCriteri
            "grad_norm": grad_norm, "images": n, "entity_texts": len(entity_seq),
            "relation_texts": len(relation_seq)}
     for key in ("loss_entity_ce", "loss_relation", "loss_sub_bbox", "loss_obj_bbox", "loss_sub_giou",
-                "loss_obj_giou"):
+                "loss_obj_giou", "loss_rcl"):
         if key in losses:
             row[key] = float(losses[key].detach())
     return row
