@@ -64,6 +64,8 @@ TAGGER_SETTINGS: dict[str, dict[str, Any]] = {
     "nearest": {"tagger": "nearest"},
     "layout": {"tagger": "layout"},
     "rtagger": {"tagger": "rtagger"},
+    "clip": {"tagger": "clip"},  # RLIPv2 Tab. 5's CLIP baseline, without and with the overlap prior
+    "clip+overlap": {"tagger": "clip", "require_overlap": True},
 }
 DEFAULT_TAGGERS = ("greedy", "greedy+overlap", "greedy-all", "greedy-all+overlap", "nearest", "layout")
 # Taggers that read the proposals' number; only they get an --oracle-number line.
@@ -261,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run each tagger with the true counts written into the proposals (labelled)")
     parser.add_argument("--images", type=Path, help="image folder (needed by --taggers rtagger)")
     parser.add_argument("--checkpoint", type=Path, help="R-Tagger checkpoint for --taggers rtagger")
-    parser.add_argument("--device", default="auto", help="R-Tagger device")
+    parser.add_argument("--device", default="auto", help="R-Tagger / CLIP device")
+    parser.add_argument("--clip-model", help="CLIP id or directory for --taggers clip (default ViT-B/32)")
     parser.add_argument("--max-images", type=int, help="only the first N images")
     parser.add_argument("--twin-stats", action="store_true",
                         help="also print how many (verb, object box) slots have a same-class twin box, and how often "
@@ -276,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"annotation file not found: {args.annotations}")
     if "rtagger" in names and (args.images is None or args.checkpoint is None):
         parser.error("--taggers rtagger needs --images DIR (the annotation file's images) and --checkpoint")
+    if any(name.startswith("clip") for name in names) and args.images is None:
+        parser.error("--taggers clip needs --images DIR (the annotation file's images)")
 
     started = time.perf_counter()
     images = load_hicodet(args.annotations, args.max_images)
@@ -301,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                     tag["eta"] = eta
                 if args.no_caps:
                     tag.update(max_relations_per_image=None, max_relations_per_proposal=None)
+                if name.startswith("clip"):
+                    tag.update(clip_model=args.clip_model, device=args.device)
                 if name == "rtagger":
                     tag.update(checkpoint=str(args.checkpoint), device=args.device)
                 everything, ambiguous = evaluate(images, tag, image_root=args.images, match=match)

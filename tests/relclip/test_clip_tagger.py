@@ -99,3 +99,23 @@ def test_clip_tagger_labels_the_demo_end_to_end(clip_dir: Path, tmp_path: Path) 
     assert confidences and all(0.3 < c < 1.0 for c in confidences)
     shards = list((tmp_path / "runs" / "clip-demo" / "shard").glob("part-*.parquet"))
     assert shards
+
+
+def test_pair_assignment_benchmark_runs_the_clip_tagger(clip_dir: Path, image_root: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from bench.tagger_pairs import main as bench_main
+
+    # One image in fredzzhang/hicodet's format: two people, one rides the horse.
+    annotations = tmp_path / "hico.json"
+    annotations.write_text(json.dumps({
+        "objects": ["person", "horse"], "verbs": ["ride", "feed"], "filenames": ["1.png"], "size": [[120, 80]],
+        "annotation": [{"boxes_h": [[10, 10, 50, 60], [85, 5, 115, 75]], "boxes_o": [[30, 20, 80, 60]] * 2,
+                        "object": [1, 1], "verb": [0, 1]}],
+    }))
+    assert bench_main(["--annotations", str(annotations), "--taggers", "clip,clip+overlap", "--images",
+                       str(image_root), "--clip-model", str(clip_dir), "--device", "cpu", "--eta", "0.0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("clip ") and "F1" in line for line in lines)
+    assert any(line.startswith("clip+overlap ") for line in lines)
