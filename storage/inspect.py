@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from pipeline.contracts import STAGE_ORDER
-from storage.parts import StageStore, check_schema
-from storage.schemas import ERRORS, schema_for
+from storage.inspect_details import stage_statistics
+from storage.run_reader import RunReader
+from storage.schemas import schema_for
 
 
 def _manifest(run_dir: Path) -> dict | None:
@@ -44,22 +41,6 @@ def list_runs(output: Path) -> str:
     return "\n".join(lines) or f"no runs under {output}"
 
 
-def _committed_files(run_dir: Path, stage: str, errors: bool = False) -> list[Path]:
-    """Files of the parts committed under the stage's current key (the part store's rule)."""
-    opened = StageStore.open_recorded(run_dir, stage)
-    if opened is None:
-        return []
-    store, n_parts = opened
-    return [store.errors_path(p) if errors else store.part_path(p) for p in store.committed_parts(n_parts)]
-
-
-def _iter_rows(files: list[Path], schema: pa.Schema, columns: list[str] | None = None) -> Iterator[dict]:
-    for path in files:
-        check_schema(path, schema)
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=512, columns=columns):
-            yield from batch.to_pylist()
-
-
 def _relation_texts(stage: str, row: dict) -> list[str]:
     if stage == "parse":
         return [t["relation"] for t in row["triplets"] or []]
@@ -71,29 +52,25 @@ def _relation_texts(stage: str, row: dict) -> list[str]:
 
 
 def inspect_stage(run_dir: Path, stage: str, sample: int = 3, top: int = 15) -> str:
-    stage_dir = run_dir / stage
-    if not stage_dir.is_dir():
+    reader = RunReader(run_dir)
+    if not reader.has_stage(stage):
         return f"== {stage}: not computed"
-    files = _committed_files(run_dir, stage)
-    out = [f"== {stage}  ({len(files)} committed parts)"]
     schema = schema_for(stage)
-    out.append("schema: " + ", ".join(f"{f.name}: {f.type}" for f in schema))
+    out = [f"== {stage}  ({len(reader.part_files(stage))} committed parts)",
+           "schema: " + ", ".join(f"{f.name}: {f.type}" for f in schema)]
     rows = 0
     histogram: Counter = Counter()
     samples = []
-    for row in _iter_rows(files, schema):
+    for row in reader.rows(stage):
         rows += 1
         histogram.update(_relation_texts(stage, row))
         if len(samples) < sample:
             samples.append(row)
-    errors = Counter(r["reason"] for r in _iter_rows(_committed_files(run_dir, stage, errors=True), ERRORS, ["reason"]))
+    errors = Counter(r["reason"] for r in reader.errors(stage))
     out.append(f"rows: {rows}   errors: {sum(errors.values())}")
     for reason, count in errors.most_common():
         out.append(f"  error {reason}: {count}")
-    from storage.inspect_details import stage_statistics  # here: it reads through storage.run_reader
-    from storage.run_reader import RunReader
-
-    out.extend(stage_statistics(RunReader(run_dir), stage))
+    out.extend(stage_statistics(reader, stage))
     for row in samples:
         text = json.dumps(row, default=str)
         out.append("sample: " + (text if len(text) < 600 else text[:600] + " ..."))
