@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,35 +133,61 @@ def _image_size(images: Path, dataset: str | None, data_split: str | None, file_
     return None, None
 
 
+def _entries(source: Path) -> Iterator[Any]:
+    """The file's entries one at a time (ijson): an Objects365 pseudo-label file runs to gigabytes."""
+    import ijson
+
+    with source.open("rb") as fh:
+        try:
+            first = fh.read(1)
+            while first.isspace():
+                first = fh.read(1)
+            if first != b"[":
+                raise ImportFormatError(f"{source.name}: expected a JSON list of images")
+            fh.seek(0)
+            yield from ijson.items(fh, "item", use_float=True)
+        except ijson.JSONError as exc:
+            raise ImportFormatError(f"cannot read {source.name}: {exc}") from None
+
+
 def import_rlipv2_json(source: Path, run_dir: Path, *, images: Path | None = None, image_paths: Path | None = None,
                        part_size: int = DEFAULT_PART_SIZE, fsync: bool = True) -> int:
-    """Write the entries of ``source`` as the shard stage of ``run_dir``; returns the number of images."""
+    """Write the entries of ``source`` as the shard stage of ``run_dir``; returns the number of images.
+
+    Parts are written as the file streams by, so memory holds one part's rows.
+    """
     source, run_dir = Path(source), Path(run_dir)
-    try:
-        entries = json.loads(source.read_text())
-    except (OSError, ValueError) as exc:
-        raise ImportFormatError(f"cannot read {source.name}: {exc}") from None
-    if not isinstance(entries, list):
-        raise ImportFormatError(f"{source.name}: expected a JSON list of images, found {type(entries).__name__}")
+    if not source.is_file():
+        raise FileNotFoundError(f"no such pseudo-label file: {source}")
     paths_file = image_paths or source.parent / O365_PATHS_FILE
     o365_paths = json.loads(paths_file.read_text()) if paths_file.is_file() else {}
-    rows = [shard_row(entry, i, o365_paths, images) for i, entry in enumerate(entries)]
-    chunks = [rows[i:i + part_size] for i in range(0, len(rows), part_size)] or [[]]
     key = "import-" + sha256_file(source)[:16]
+    config = {"imported_from": source.name, "part_size": part_size}
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir):
         store = StageStore(run_dir, "shard", key, fsync=fsync)
-        store.prepare({"imported_from": source.name, "part_size": part_size}, len(chunks))
-        for part, chunk in enumerate(chunks):
-            store.write_part(part, chunk, [])
-        store.mark_success(len(chunks))
+        store.prepare(config, 0)  # the part count is known once the file has streamed by (recorded below)
+        count = n_parts = 0
+        chunk: list[dict[str, Any]] = []
+        for entry in _entries(source):
+            chunk.append(shard_row(entry, count, o365_paths, images))
+            count += 1
+            if len(chunk) == part_size:
+                store.write_part(n_parts, chunk, [])
+                n_parts, chunk = n_parts + 1, []
+        if chunk or not n_parts:
+            store.write_part(n_parts, chunk, [])
+            n_parts += 1
+        atomic_write_json(store.stage_file, {"stage": "shard", "key": key, "n_parts": n_parts, "config": config},
+                          fsync=fsync)
+        store.mark_success(n_parts)
         atomic_write_json(run_dir / "manifest.json", {
             "run": run_dir.name,
             "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "imported_from": source.name,
             # No "config": no dataset config was involved, so readers ask for the image root (--images).
             "config_hash": hashlib.sha256(key.encode()).hexdigest()[:16],
-            "n_parts": len(chunks),
-            "stages": {"shard": stage_summary(store, len(chunks))},
+            "n_parts": n_parts,
+            "stages": {"shard": stage_summary(store, n_parts)},
         }, fsync=fsync)
-    return len(rows)
+    return count

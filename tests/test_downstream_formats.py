@@ -235,6 +235,10 @@ def test_import_refuses_what_the_official_reader_cannot_use(tmp_path):
                                      "relationships": [{"subject_id": 3, "object_id": 4, "predicate": "on"}]}]))
     with pytest.raises(ImportFormatError, match="not an object of the image"):
         import_rlipv2_json(dangling, tmp_path / "run2", fsync=False)
+    not_a_list = tmp_path / "dict.json"
+    not_a_list.write_text(json.dumps({"images": []}))
+    with pytest.raises(ImportFormatError, match="expected a JSON list"):
+        import_rlipv2_json(not_a_list, tmp_path / "run3", fsync=False)
 
 
 @pytest.mark.parametrize("name, split", [
