@@ -51,8 +51,8 @@ def _relation_texts(stage: str, row: dict) -> list[str]:
     return []
 
 
-def inspect_stage(run_dir: Path, stage: str, sample: int = 3, top: int = 15) -> str:
-    reader = RunReader(run_dir)
+def inspect_stage(run_dir: Path, stage: str, sample: int = 3, top: int = 15, reader: RunReader | None = None) -> str:
+    reader = reader or RunReader(run_dir)
     if not reader.has_stage(stage):
         return f"== {stage}: not computed"
     schema = schema_for(stage)
@@ -93,6 +93,7 @@ def inspect_run(run_dir: Path, stage: str | None = None, sample: int = 3) -> str
     manifest = _manifest(run_dir)
     if manifest and not stage:
         parts.append(f"run {manifest['run']}  config hash {manifest['config_hash']}  parts {manifest['n_parts']}")
-    parts.extend(inspect_stage(run_dir, s, sample=sample) for s in stages)
+    reader = RunReader(run_dir)  # one reader: per-image traces are computed once for every stage
+    parts.extend(inspect_stage(run_dir, s, sample=sample, reader=reader) for s in stages)
     return "\n\n".join(parts)
 

@@ -58,6 +58,8 @@ class RunReader:
         if not self.run_dir.is_dir():
             raise RunNotFound(f"no such run folder: {self.run_dir}")
         self.images = Path(images) if images is not None else None
+        # Results derived from the whole run (e.g. per-image traces), computed once per reader.
+        self.memo: dict[str, Any] = {}
 
     @cached_property
     def manifest(self) -> dict[str, Any]:

@@ -55,7 +55,9 @@ def _quantile(ordered: list[int], q: float) -> float:
 
 
 def ingested_images(reader: RunReader) -> list[int]:
-    return [row["image_id"] for row in reader.rows("ingest", columns=["image_id"])]
+    if "ingested" not in reader.memo:
+        reader.memo["ingested"] = [row["image_id"] for row in reader.rows("ingest", columns=["image_id"])]
+    return reader.memo["ingested"]
 
 
 def per_image_counts(reader: RunReader, stage: str) -> dict[int, int]:
@@ -136,6 +138,12 @@ class ImageTrace:
 
 
 def trace_images(reader: RunReader) -> dict[int, ImageTrace]:
+    if "traces" not in reader.memo:
+        reader.memo["traces"] = _trace_images(reader)
+    return reader.memo["traces"]
+
+
+def _trace_images(reader: RunReader) -> dict[int, ImageTrace]:
     traces: dict[int, ImageTrace] = defaultdict(ImageTrace)
     for image_id in ingested_images(reader):
         traces[image_id]  # noqa: B018 - every ingested image gets a trace, even one with no output anywhere
