@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from storage.run_reader import InspectionError, RunReader
 
@@ -104,7 +104,8 @@ def render(reader: RunReader, image_id: int, stage: str = "tag", max_labels: int
     """The photo with the drawing on it, at the annotation's resolution."""
     drawing = layout(reader, image_id, stage)
     with Image.open(reader.image_path(image_id)) as photo:
-        image = photo.convert("RGB")
+        # Oriented as the pipeline saw it (and as annotators did): EXIF rotation applied.
+        image = ImageOps.exif_transpose(photo).convert("RGB")
     if image.size != drawing.size:
         # Annotations are in the declared size (EXIF rotation and re-encodes aside): draw in that frame.
         image = image.resize(drawing.size)
