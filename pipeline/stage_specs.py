@@ -7,6 +7,7 @@ that runs them, so the driver never loads torch, spaCy or a captioner.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,6 +15,15 @@ from pipeline.config import RunConfig
 from pipeline.contracts import Row, StageOutput
 
 StageFn = Callable[[dict[str, list[Row]], RunConfig], StageOutput]
+
+# Benchmarks only (bench/scale.py): ``caption=bench.dry_stages:caption;parse=...`` swaps stage
+# functions for ones that read and write parts without models, in the driver and every worker.
+OVERRIDE_ENV = "RELFACTORY_STAGE_FUNCTIONS"
+
+
+def _overrides() -> dict[str, str]:
+    spec = os.environ.get(OVERRIDE_ENV, "")
+    return dict(item.split("=", 1) for item in spec.split(";") if "=" in item)
 
 # Bump a stage's version when its code changes what it outputs, so cached
 # results computed by older code are not reused.
@@ -28,8 +38,13 @@ class StageSpec:
     # Stages whose error rows this stage also reads, as inputs["<stage>.errors"].
     error_inputs: tuple[str, ...] = ()
 
+    @property
+    def override(self) -> str | None:
+        """The function a benchmark put in this stage's place (``OVERRIDE_ENV``); part of the stage key."""
+        return _overrides().get(self.name)
+
     def load(self) -> StageFn:
-        module, _, attr = self.function.partition(":")
+        module, _, attr = (self.override or self.function).partition(":")
         return getattr(importlib.import_module(module), attr)
 
     def wants_gpu(self, cfg: RunConfig) -> bool:
