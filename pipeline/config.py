@@ -148,8 +148,9 @@ class RunConfig(_Section):
     name: str = Field(default="demo", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     output: Path = Path("runs")
     seed: int = 0
-    # Images per part: the unit of work, retry and resume.
-    part_size: int = Field(default=64, ge=1)
+    # Images per part: the unit of work, retry and resume. None: chosen from the dataset size and
+    # workers while ingesting (pipeline/sizing.py; 64 up to 32 k images) and recorded with the ingest.
+    part_size: int | None = Field(default=None, ge=1)
     executor: Literal["local", "ray"] = "ray"
     workers: int = Field(default=2, ge=1)
     ray_address: str | None = None

@@ -38,7 +38,7 @@ def file_fingerprint(path: Path | None) -> dict[str, Any] | None:
 def stage_config(cfg: RunConfig, stage: str) -> dict[str, Any]:
     """The output-relevant configuration of one stage (what its key hashes, besides inputs)."""
     if stage == "ingest":
-        return {"dataset": cfg.dataset.key_fields(), "part_size": cfg.part_size,
+        return {"dataset": cfg.dataset.key_fields(), "part_size": cfg.part_size or "auto",
                 "annotations": annotation_fingerprint(cfg.dataset)}
     section = cfg.section(stage)
     assert section is not None
@@ -64,5 +64,7 @@ def compute_keys(cfg: RunConfig) -> dict[str, str]:
             "v": STAGE_VERSIONS[name],
             "config": stage_config(cfg, name),
             "inputs": {inp: keys[inp] for inp in spec.inputs},
+            # Only when a benchmark swapped the function: such output must never pass for the real stage's.
+            **({"function": spec.override} if spec.override else {}),
         })
     return keys

@@ -25,6 +25,7 @@ from pipeline.faults import maybe_fault
 from pipeline.keys import compute_keys, stage_config
 from pipeline.reuse import adopt_ingest, adopt_parts
 from pipeline.row_guard import ENCODING_ERRORS, set_aside_unencodable
+from pipeline.sizing import auto_part_size
 from pipeline.stage_specs import PART_STAGES, STAGES
 from stages.ingest import partition_errors, partition_ids
 from storage.atomic import atomic_write_json
@@ -170,19 +171,34 @@ def _ingest(cfg: RunConfig, store: StageStore) -> tuple[int, dict[str, Any]]:
     """Validate the dataset and write its parts one at a time (rows are built per part)."""
     scan = scan_dataset(cfg.dataset)
     image_ids = scan.image_ids
-    bounds = partition_ids(image_ids, cfg.part_size)
+    # An ingest resumed after a crash keeps the size it started with, whatever --workers is now:
+    # parts already committed were cut with it.
+    part_size = cfg.part_size or _chosen_part_size(store) or auto_part_size(len(image_ids), cfg.workers)
+    bounds = partition_ids(image_ids, part_size)
     part_errors = partition_errors(scan.errors, bounds)
-    store.prepare(stage_config(cfg, "ingest"), len(bounds))
+    store.prepare({**stage_config(cfg, "ingest"), "chosen_part_size": part_size}, len(bounds))
     rows = scan.rows()
     for index, (ids, errors) in enumerate(zip(bounds, part_errors)):
         part_rows = list(islice(rows, len(ids)))
         if not store.is_committed(index):
             write_part_guarded(store, index, part_rows, errors)
-    stats = {"n_parts": len(bounds), "images": len(image_ids), "image_errors": len(scan.errors),
+    stats = {"n_parts": len(bounds), "part_size": part_size, "images": len(image_ids), "image_errors": len(scan.errors),
              "boxes": dict(sorted(scan.box_stats.items()))}
     atomic_write_json(store.dir / "_STATS.json", stats, fsync=cfg.fsync)
     store.mark_success(len(bounds))
     return len(bounds), stats
+
+
+def _chosen_part_size(store: StageStore) -> int | None:
+    """The part size an interrupted ingest of this key chose, from its _STAGE.json."""
+    try:
+        recorded = json.loads(store.stage_file.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(recorded, dict) or recorded.get("key") != store.key:
+        return None
+    size = (recorded.get("config") or {}).get("chosen_part_size")
+    return size if isinstance(size, int) and size > 0 else None
 
 
 def execute_part(cfg: RunConfig, stage: str, part: int, keys: dict[str, str]) -> dict[str, Any]:
