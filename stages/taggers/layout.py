@@ -137,11 +137,12 @@ def score_proposal(proposal: Proposal, boxes: dict[int, Row], image: Row) -> dic
     budget = pair_budget(proposal.subject, proposal.object)
     chosen = select_pairs(affinities, budget)
     shares = competition_shares(affinities, budget)
-    twins = twin_counts({s for s, _ in pairs}, boxes) | twin_counts({o for _, o in pairs}, boxes)
+    subject_twins = twin_counts({s for s, _ in pairs}, boxes)
+    object_twins = twin_counts({o for _, o in pairs}, boxes)
     scores = {}
     for pair, value in affinities.items():
         # A box with a near-identical twin may be a duplicate: the relation may belong to the twin instead.
-        evidence = shares[pair] * (0.5 + 0.5 * value) / ((1 + twins[pair[0]]) * (1 + twins[pair[1]]))
+        evidence = shares[pair] * (0.5 + 0.5 * value) / ((1 + subject_twins[pair[0]]) * (1 + object_twins[pair[1]]))
         if pair in chosen:
             scores[pair] = CHOSEN_FLOOR + (1.0 - CHOSEN_FLOOR) * evidence
         else:
@@ -157,8 +158,8 @@ def twin_counts(box_ids: set[int], boxes: dict[int, Row]) -> dict[int, int]:
 
 def select_pairs(affinities: dict[Pair, float], budget: PairBudget) -> set[Pair]:
     """Pairs in order of affinity (ties by ids), taken while ``budget`` allows."""
-    subjects: dict[int, float] = {}  # chosen subject -> affinity of its first pair
-    objects: dict[int, float] = {}
+    subjects: set[int] = set()  # distinct boxes chosen so far, per side
+    objects: set[int] = set()
     per_subject: dict[int, int] = defaultdict(int)
     per_object: dict[int, int] = defaultdict(int)
     chosen: set[Pair] = set()
@@ -175,8 +176,8 @@ def select_pairs(affinities: dict[Pair, float], budget: PairBudget) -> set[Pair]
         if per_subject[s] and value < budget.extra_object_ratio * _first(chosen, affinities, s, side=0):
             continue
         chosen.add((s, o))
-        subjects.setdefault(s, value)
-        objects.setdefault(o, value)
+        subjects.add(s)
+        objects.add(o)
         per_subject[s] += 1
         per_object[o] += 1
     return chosen
