@@ -12,7 +12,8 @@ field                          type      how the official code uses it
 ``image_id``                   int       COCO: image file ``str(image_id).zfill(12) + ".jpg"``; Objects365:
                                          key ``str(image_id)`` of ``image_id_to_filepath.json``
 ``dataset``                    str       picks the image folder: ``"coco2017"`` (COCO) or ``"o365"``
-                                         (Objects365); ``"hico"``; absent = Visual Genome
+                                         (Objects365); ``"hico"``; absent = Visual Genome (any other
+                                         value leaves the reader without an image)
 ``data_split``                 str       COCO only: sub-folder joined to ``--coco_path``, so ``"train2017"``
                                          / ``"val2017"`` (absent = ``train2017``); the Objects365 writer puts
                                          ``"train"`` / ``"val"`` (unused by the reader). ``CocoRLIPDetection``
@@ -56,6 +57,7 @@ OFFICIAL_TO_OURS = {official: ours for ours, official in OFFICIAL_DATASET.items(
 ID_OFFSETS = {"coco2017": 10_000_000, "o365": 20_000_000}
 OTHER_OFFSET = 30_000_000
 O365_PATHS_FILE = "image_id_to_filepath.json"
+VISUAL_GENOME = "vg"  # what import records for entries without "dataset"
 
 
 def shard_files(run_dir: Path) -> list[Path]:
@@ -107,8 +109,12 @@ def official_entry(row: dict[str, Any], numbering: _Numbering) -> dict[str, Any]
         if rel["confidence"] is not None:  # imported Visual Genome-style labels carry none
             entry["confidence"] = rel["confidence"]
         relationships.append(entry)
-    return {"image_id": row["image_id"], "dataset": dataset, "data_split": row["data_split"], "objects": objects,
-            "relationships": relationships}
+    entry: dict[str, Any] = {"image_id": row["image_id"]}
+    if dataset != VISUAL_GENOME:  # the reader takes an entry without "dataset" for Visual Genome
+        entry["dataset"] = dataset
+    if row["data_split"] is not None:
+        entry["data_split"] = row["data_split"]
+    return {**entry, "objects": objects, "relationships": relationships}
 
 
 def _write_entries(rows: Iterator[dict], fh: IO[str], o365_paths: dict[str, str]) -> int:
@@ -117,7 +123,7 @@ def _write_entries(rows: Iterator[dict], fh: IO[str], o365_paths: dict[str, str]
     count = 0
     for row in rows:
         entry = official_entry(row, numbering)
-        if entry["dataset"] == "o365":
+        if entry.get("dataset") == "o365":
             o365_paths[str(row["image_id"])] = row["file_name"]
         fh.write(("," if count else "") + "\n" + json.dumps(entry))
         count += 1

@@ -30,7 +30,7 @@ from typing import Any
 from pipeline.lock import RunLock
 from storage.atomic import atomic_write_json
 from storage.downstream import COCO_CATEGORIES
-from storage.export import O365_PATHS_FILE, OFFICIAL_TO_OURS
+from storage.export import O365_PATHS_FILE, OFFICIAL_TO_OURS, VISUAL_GENOME
 from storage.manifest import stage_summary
 from storage.parts import StageStore, sha256_file
 
@@ -112,7 +112,7 @@ def shard_row(entry: Any, index: int, o365_paths: dict[str, str], images: Path |
     width = height = None
     if images is not None:
         width, height = _image_size(images, dataset, data_split, file_name)
-    return {"image_id": image_id, "dataset": OFFICIAL_TO_OURS.get(dataset, dataset or "vg"),
+    return {"image_id": image_id, "dataset": OFFICIAL_TO_OURS.get(dataset, dataset or VISUAL_GENOME),
             "data_split": data_split, "file_name": file_name, "width": width, "height": height,
             "objects": objects, "relationships": relationships}
 

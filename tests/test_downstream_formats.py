@@ -223,6 +223,24 @@ def test_objects365_export_names_o365_and_writes_the_path_map(tmp_path):
     assert again.read_bytes() == dest.read_bytes()
 
 
+def test_visual_genome_entries_round_trip_without_dataset_or_split(tmp_path):
+    """The reader takes an entry with no "dataset" for Visual Genome; "vg" there would leave it without an image."""
+    vg = tmp_path / "vg.json"
+    vg.write_text(json.dumps([{"image_id": 2407890, "objects": [
+        {"object_id": 30000000, "x": 324, "y": 320, "w": 142, "h": 255, "names": "cat"},
+        {"object_id": 30000001, "x": 359, "y": 362, "w": 72, "h": 81, "names": "table"}],
+        "relationships": [{"relationship_id": 30000000, "predicate": "on", "subject_id": 30000000,
+                           "object_id": 30000001}]}]))
+    import_rlipv2_json(vg, tmp_path / "runs" / "vg", fsync=False)
+    out = tmp_path / "out.json"
+    export_rlipv2_json(tmp_path / "runs" / "vg", out)
+    (entry,) = json.loads(out.read_text())
+    assert set(entry) == {"image_id", "objects", "relationships"}
+    assert entry["relationships"][0] == {"relationship_id": 30000000, "predicate": "on", "subject_id": 30000000,
+                                         "object_id": 30000001}  # no confidence: kept whatever the threshold
+    assert _committed_rows(tmp_path / "runs" / "vg", "shard")[0]["file_name"] == "2407890.jpg"
+
+
 def test_import_refuses_what_the_official_reader_cannot_use(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"image_id": 1, "dataset": "coco2017", "data_split": "val2017",
