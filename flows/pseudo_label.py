@@ -96,6 +96,10 @@ def pseudo_label(config: dict[str, Any], progress: bool = False) -> dict[str, An
         if plan.nothing_to_do:
             log.info("run %s is up to date: nothing to orchestrate, Prefect and Ray were not started", cfg.name)
             return finalize(plan, [])
+    if cfg.executor == "ray":
+        # Before Prefect, in this same thread the flow runs in: a Ray that cannot start is
+        # then one line from the CLI, not a failed flow run with Prefect's traceback.
+        ensure_ray(cfg.ray_address, cfg.workers)
     runner = ThreadPoolTaskRunner(max_workers=max(2, 2 * cfg.workers))
     with prefect_api():
         return pseudo_label_flow.with_options(task_runner=runner)(config, progress=progress, adopted=plan.adopted)

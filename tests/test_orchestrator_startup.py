@@ -151,3 +151,22 @@ def test_the_cli_prints_one_line_when_the_orchestrator_cannot_start(tmp_path: Pa
     err = capsys.readouterr().err.strip()
     assert code == 1
     assert err.count("\n") == 0 and "--orchestrator none" in err
+
+
+def test_a_ray_that_cannot_start_is_one_line_before_any_prefect_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import flows.pseudo_label as flow_module
+    from pipeline.cli import main
+
+    def ray_down(*_args, **_kwargs):
+        raise ray_start.RayUnavailable("the local Ray instance did not start after 2 attempts (node timed out)")
+
+    def must_not_start(*_args, **_kwargs):
+        raise AssertionError("Prefect was started although Ray could not be")
+
+    monkeypatch.setattr(flow_module, "ensure_ray", ray_down)
+    monkeypatch.setattr(flow_module, "prefect_api", must_not_start)
+    code = main(["label", "--dataset-kind", "demo", "--captioner", "oracle", "--n-cap", "1", "--executor", "ray",
+                 "--output", str(tmp_path), "--run", "noray"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.count("\n") == 0 and "did not start after 2 attempts" in err, err
