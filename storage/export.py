@@ -41,6 +41,8 @@ by one shard part.
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -58,6 +60,9 @@ ID_OFFSETS = {"coco2017": 10_000_000, "o365": 20_000_000}
 OTHER_OFFSET = 30_000_000
 O365_PATHS_FILE = "image_id_to_filepath.json"
 VISUAL_GENOME = "vg"  # what import records for entries without "dataset"
+COCO_FOLDER = re.compile(r"(train|val|test|test-dev|minival|valminusminival)\d{4}")
+
+log = logging.getLogger("relfactory")
 
 
 def shard_files(run_dir: Path) -> list[Path]:
@@ -121,10 +126,17 @@ def _write_entries(rows: Iterator[dict], fh: IO[str], o365_paths: dict[str, str]
     numbering = _Numbering()
     fh.write("[")
     count = 0
+    warned: set[str] = set()
     for row in rows:
         entry = official_entry(row, numbering)
         if entry.get("dataset") == "o365":
             o365_paths[str(row["image_id"])] = row["file_name"]
+        split = entry.get("data_split")
+        if entry.get("dataset") == "coco2017" and split and not COCO_FOLDER.fullmatch(split) and split not in warned:
+            # Runs ingested before data_split came from the annotation file say "train".
+            log.warning("data_split %r is not a COCO image folder (train2017, val2017 ...): the official reader "
+                        "will look for images under <coco_path>/%s; re-ingest with --split to fix it", split, split)
+            warned.add(split)
         fh.write(("," if count else "") + "\n" + json.dumps(entry))
         count += 1
     fh.write("\n]\n")
