@@ -65,6 +65,8 @@ def test_flow_run_publishes_stage_tables_and_a_summary_with_stable_keys(tmp_path
     rows = tag.data if isinstance(tag.data, list) else json.loads(tag.data)
     assert rows[0]["part"] == "all" and rows[0]["rows"] == manifest["stages"]["tag"]["rows"]
     assert rows[0]["computed_parts"] == manifest["n_parts"] and len(rows) == 1 + manifest["n_parts"]
+    assert rows[0]["compute_s"] > 0 and rows[0]["rows_per_s"] > 0  # throughput
+    assert sum(r["rows"] for r in rows[1:]) == rows[0]["rows"]
 
     summary = artifacts[artifact_key(cfg.name, "summary")]
     assert summary.type == "markdown"
