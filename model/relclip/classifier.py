@@ -48,12 +48,14 @@ class TextTables:
     mode: ContrastMode
     subject_predicate: Tensor | None = None  # (C, R, D)
     predicate_object: Tensor | None = None  # (C, R, D)
-    triple: Tensor | None = None  # (C, C, R, D)
+    triple: Tensor | None = None  # (K, R, D) for the K encoded (subject, object) class pairs
+    triple_index: Tensor | None = None  # (C, C) long: row of ``triple``, -1 for a pair never encoded
     unary: Tensor | None = None  # (R, D)
 
     @classmethod
     def encode(cls, encoder: ClipEncoder, entity_classes: Sequence[str], predicates: Sequence[str],
-               mode: ContrastMode) -> "TextTables":
+               mode: ContrastMode, class_pairs: Sequence[tuple[int, int]] | None = None) -> "TextTables":
+        """``class_pairs`` limits ``triple`` texts to these (subject, object) classes (default: all C²)."""
         classes, preds = list(entity_classes), list(predicates)
         c, r = len(classes), len(preds)
         if mode == "dual":
@@ -61,8 +63,12 @@ class TextTables:
             po = encoder.encode_texts([PREDICATE_OBJECT.format(predicate=p, object=o) for o in classes for p in preds])
             return cls(mode, subject_predicate=sp.reshape(c, r, -1), predicate_object=po.reshape(c, r, -1))
         if mode == "triple":
-            texts = [TRIPLE.format(subject=s, predicate=p, object=o) for s in classes for o in classes for p in preds]
-            return cls(mode, triple=encoder.encode_texts(texts).reshape(c, c, r, -1))
+            pairs = sorted(set(class_pairs)) if class_pairs is not None else [(s, o) for s in range(c) for o in range(c)]
+            texts = [TRIPLE.format(subject=classes[s], predicate=p, object=classes[o]) for s, o in pairs for p in preds]
+            index = torch.full((c, c), -1, dtype=torch.long)
+            for row, (s, o) in enumerate(pairs):
+                index[s, o] = row
+            return cls(mode, triple=encoder.encode_texts(texts).reshape(len(pairs), r, -1), triple_index=index)
         return cls(mode, unary=encoder.encode_texts(preds))
 
 
@@ -133,8 +139,11 @@ class RelCLIPClassifier(nn.Module):
             return (visual[0], visual[1]), (t.subject_predicate[features.subject_class],
                                             t.predicate_object[features.object_class])
         if t.mode == "triple":
-            assert t.triple is not None
-            return visual[0], t.triple[features.subject_class, features.object_class]
+            assert t.triple is not None and t.triple_index is not None
+            rows = t.triple_index[features.subject_class, features.object_class]
+            if (rows < 0).any():
+                raise ValueError("a (subject, object) class pair without triple texts; pass it in class_pairs")
+            return visual[0], t.triple[rows]
         assert t.unary is not None
         return visual[0], t.unary
 
@@ -203,5 +212,7 @@ def build_relclip(encoder: ClipEncoder, data: RelationSet, *, mode: ContrastMode
         similarity = predicate_similarity(data.predicates)
     dictionary = build_negative_dictionary(similarity, epsilon=epsilon, max_negatives=max_negatives,
                                            exclude_synonyms=exclude_synonyms, weighted=weighted)
-    tables = TextTables.encode(encoder, data.entities, data.predicates, mode)
+    # Triple texts only for the class pairs that occur (C² × R texts would be mostly unused).
+    pairs = list(zip(data.features.subject_class.tolist(), data.features.object_class.tolist()))
+    tables = TextTables.encode(encoder, data.entities, data.predicates, mode, class_pairs=pairs)
     return RelCLIPClassifier(tables, dictionary, encoder.dim, hidden=hidden, temperature=temperature)

@@ -7,8 +7,8 @@ its summed contrast logits is the pair's predicate distribution, which
 best predicate per pair; without: every pair × predicate).
 
 Text tables cover the split's object classes × predicates: 150 × 50 for VG150
-at the ``dual`` level (15,000 texts, encoded once); ``triple`` would need
-150 × 150 × 50 texts and is not meant for VG150.
+at the ``dual`` level (15,000 texts, encoded once). A ``triple`` classifier
+only has texts for the class pairs it was built with, and refuses others.
 """
 
 from __future__ import annotations
