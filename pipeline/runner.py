@@ -22,6 +22,7 @@ from pipeline.config import ConfigError, RunConfig, format_field_errors
 from pipeline.contracts import ErrorRow, Row, StageError, StageOutput
 from pipeline.datasets import scan_dataset
 from pipeline.faults import maybe_fault
+from pipeline.ingest_process import ingest_isolated
 from pipeline.keys import compute_keys, stage_config
 from pipeline.reuse import adopt_ingest, adopt_parts
 from pipeline.row_guard import ENCODING_ERRORS, set_aside_unencodable
@@ -118,7 +119,7 @@ def plan_run(cfg: RunConfig) -> RunPlan:
             n_parts = stats["n_parts"]
             _record_adoption(adopted, "ingest", by_run)
         else:
-            n_parts, stats = _ingest(cfg, ingest)
+            n_parts, stats = ingest_isolated(cfg, ingest, _ingest)
             todo["ingest"] = list(range(n_parts))
     for stage in PART_STAGES:
         spec = STAGES[stage]
