@@ -58,7 +58,8 @@ def _plot_kept_vs_eta(curve: list[tuple[float, int]], eta: float) -> str:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    ax.plot([t for t, _ in curve], [n for _, n in curve], marker="o", color="#228833")
+    # A step function: the count changes only where some confidence lies.
+    ax.plot([t for t, _ in curve], [n for _, n in curve], marker="o", color="#228833", drawstyle="steps-post")
     ax.axvline(eta, color="#aa3377", linestyle="--", label=f"run's η = {eta:g}")
     ax.set(title="relations kept vs η (confidence > η)", xlabel="η", ylabel="relations kept", xlim=(0, 1))
     ax.legend()
