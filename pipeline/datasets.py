@@ -28,6 +28,7 @@ from pipeline.config import DatasetConfig
 from pipeline.contracts import ErrorRow, Row
 from pipeline.images import BadImage, resolve_image_path
 from pipeline.splits import split_from_annotations
+from pipeline.text_safety import clean_text, encodable
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo_data"
 CLIPPED_DECIMALS = 6
@@ -166,7 +167,7 @@ def _read_categories(entries: list[Any], source: str) -> dict[int, str]:
     categories: dict[int, str] = {}
     for cat in entries:
         if isinstance(cat, dict) and isinstance(cat.get("id"), int) and isinstance(cat.get("name"), str):
-            categories[cat["id"]] = cat["name"].strip()
+            categories[cat["id"]] = clean_text(cat["name"]).strip()  # names reach Parquet and the matcher
     if not categories:
         raise DatasetError(f"annotation file {source} has no usable categories (each needs an integer 'id' and a 'name')")
     return categories
@@ -202,6 +203,8 @@ def _read_images(entries: list[Any], root: Path, kind: str, errors: list[ErrorRo
 def _image_entry_problem(entry: dict) -> str | None:
     if not isinstance(entry.get("file_name"), str) or not entry["file_name"]:
         return "image entry has no file_name"
+    if encodable(entry["file_name"]) != entry["file_name"]:
+        return "image entry's file_name holds a lone UTF-16 surrogate: no file can have that name"
     for key in ("width", "height"):
         value = entry.get(key)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:

@@ -87,3 +87,23 @@ def test_a_zero_width_space_no_longer_hides_the_subject_from_the_parser(tmp_path
 def test_clean_text_keeps_ordinary_text_and_other_scripts() -> None:
     for text in ("Un homme qui monte à cheval", "一个男人在海滩上骑马", "رجل يركب حصانا", "a 🐶 on a 🛹", "tab\tand\nnewline"):
         assert clean_text(text) == text
+
+
+def test_hostile_names_in_the_annotations_are_an_error_row_or_cleaned(tmp_path: Path) -> None:
+    from pipeline.config import DatasetConfig
+    from pipeline.datasets import image_root
+
+    data = json.loads((DEMO_DIR / "annotations.json").read_text())
+    data["images"][0]["file_name"] = "astro\ud800naut.png"  # image 1: no file can have this name
+    names = {c["id"]: c for c in data["categories"]}
+    names[1]["name"] = "\u200bper\u202eson"  # person, with invisible controls
+    annotations = tmp_path / "annotations.json"
+    annotations.write_text(json.dumps(data))
+    images = image_root(DatasetConfig(kind="demo"))
+    cfg = demo_cfg(tmp_path, dataset={"kind": "coco-format", "annotations": str(annotations), "images": str(images)})
+    _, manifest = run_label(cfg)
+    assert manifest["stages"]["shard"]["state"] == "complete"
+    ingest_errors = {e["image_id"]: e["reason"] for e in error_rows(cfg.run_dir) if e["stage"] == "ingest"}
+    assert ingest_errors.get(1) == "malformed_image_entry"
+    categories = {o["category"] for r in stage_rows(cfg.run_dir, "ingest") for o in r["objects"]}
+    assert "person" in categories
