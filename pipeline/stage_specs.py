@@ -51,7 +51,7 @@ class StageSpec:
         if self.name == "caption":
             return cfg.caption.backend in {"blip", "lavis"}
         if self.name == "tag":
-            return cfg.tag.tagger == "rtagger"
+            return cfg.tag.tagger in {"rtagger", "clip"}
         return False
 
 

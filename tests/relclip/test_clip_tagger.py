@@ -119,3 +119,11 @@ def test_pair_assignment_benchmark_runs_the_clip_tagger(clip_dir: Path, image_ro
     lines = capsys.readouterr().out.splitlines()
     assert any(line.startswith("clip ") and "F1" in line for line in lines)
     assert any(line.startswith("clip+overlap ") for line in lines)
+
+
+def test_the_clip_tag_stage_asks_ray_for_a_gpu() -> None:
+    from pipeline.config import RunConfig
+    from pipeline.stage_specs import STAGES
+
+    assert STAGES["tag"].wants_gpu(RunConfig(tag={"tagger": "clip"}))
+    assert not STAGES["tag"].wants_gpu(RunConfig(tag={"tagger": "greedy"}))
