@@ -24,8 +24,10 @@ from pathlib import Path
 SERVER_START_TIMEOUT_S = 300
 # Scheduler loop for tests: new deployments get runs within seconds (Prefect's default loop is 60 s).
 SCHEDULER_LOOP_S = 5
-# A log line at ERROR level, or a traceback, in the server's log.
-_ERROR_LINE = re.compile(r"\|\s*ERROR\s*\||^Traceback|Error:", re.MULTILINE)
+# The start of a server log record: "08:51:05.385 | ERROR   | docket.dependencies - ...".
+_RECORD_START = re.compile(r"^\d\d:\d\d:\d\d\.\d+ \| (\w+)\s*\|")
+# SQLite under load on a busy machine; the service that met it retries on its next loop.
+TRANSIENT_ERRORS = ("database is locked",)
 
 
 @dataclass
@@ -37,8 +39,23 @@ class RealPrefectServer:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def error_lines(self) -> list[str]:
-        return [line for line in self.log_text().splitlines() if _ERROR_LINE.search(line)]
+    def error_records(self) -> list[str]:
+        """Each ERROR record of the log with the traceback that follows it."""
+        records: list[list[str]] = []
+        for line in self.log_text().splitlines():
+            start = _RECORD_START.match(line)
+            if start:
+                records.append([line] if start.group(1) in ("ERROR", "CRITICAL") else [])
+            elif records and records[-1]:
+                records[-1].append(line)
+            elif line.startswith("Traceback"):  # printed outside a log record
+                records.append([line])
+        return ["\n".join(r) for r in records if r]
+
+    def scheduler_errors(self) -> list[str]:
+        """Errors of the scheduler service (its task is ``schedule_deployments``), transient ones left out."""
+        return [r for r in self.error_records()
+                if "schedul" in r.lower() and not any(t in r for t in TRANSIENT_ERRORS)]
 
     def client_env(self, home: Path, **extra: str) -> dict[str, str]:
         """Environment for a process (``relfactory deploy``, ``doctor``) that talks to this server."""

@@ -51,11 +51,11 @@ def wait_for(what: str, probe: Callable[[], Any], timeout_s: float, proc: subpro
         if proc.poll() is not None:
             why = "relfactory deploy exited"
             break
-        if server.error_lines():
-            why = "the server logged an error"
+        if server.scheduler_errors():
+            why = "the server's scheduler logged an error"
             break
         time.sleep(2)
     raise AssertionError(
         f"{what}: {why} (deploy exit code {proc.poll()})\n"
         f"--- relfactory deploy log ---\n{log_path.read_text(errors='replace')[-4000:]}\n"
-        f"--- server errors ---\n" + "\n".join(server.error_lines()[-40:]))
+        f"--- server errors ---\n" + "\n\n".join(server.error_records()[-5:])[-6000:])
