@@ -86,6 +86,9 @@ def diff_runs(run_a: Path, run_b: Path, stage: str = "shard") -> RunDiff:
     if stage not in ("tag", "shard"):
         raise InspectionError(f"diff compares the relations of the tag or shard stage, not {stage!r}")
     reader_a, reader_b = RunReader(run_a), RunReader(run_b)
+    for reader in (reader_a, reader_b):
+        if not reader.has_stage(stage):
+            raise InspectionError(f"run {reader.run_dir} has no {stage} stage to compare")
     rel_a, images_a = relations_of(reader_a, stage)
     rel_b, images_b = relations_of(reader_b, stage)
     added = {k: c for k, c in rel_b.items() if k not in rel_a}
@@ -99,7 +102,10 @@ def diff_runs(run_a: Path, run_b: Path, stage: str = "shard") -> RunDiff:
             break
         for row in reader.rows("ingest", columns=["image_id", "objects"], image_ids=missing):
             names[row["image_id"]] = {o["object_id"]: o["category"] for o in row["objects"] or []}
-    return RunDiff(reader_a.name, reader_b.name, stage, len(rel_a), len(rel_b), added, removed, changed,
+    # Two copies of one run share its name: tell them apart by folder.
+    label_a, label_b = ((reader_a.name, reader_b.name) if reader_a.name != reader_b.name
+                        else (str(reader_a.run_dir), str(reader_b.run_dir)))
+    return RunDiff(label_a, label_b, stage, len(rel_a), len(rel_b), added, removed, changed,
                    sorted(images_a - images_b), sorted(images_b - images_a), names)
 
 

@@ -199,11 +199,13 @@ def build_report(run_dir: Path, images: Path | None = None, gallery: int = 8, to
         plots.append(_plot_coverage(coverage))
     sections.append("<div class='plots'>" + "".join(f"<img alt='plot' src='{uri}'>" for uri in plots) + "</div>")
 
-    traces = trace_images(reader)
-    grouped = no_output_reasons(traces, relation_stage)
-    sections.append(f"<h2>Images without relations ({sum(len(v) for v in grouped.values())})</h2>")
-    sections.append(_table(["why", "images", "examples"],
-                           [[reason, len(ids), ", ".join(map(str, ids[:8]))] for reason, ids in grouped.items()]))
+    if relation_stage in per_stage:
+        grouped = no_output_reasons(trace_images(reader), relation_stage)
+        sections.append(f"<h2>Images without relations ({sum(len(v) for v in grouped.values())})</h2>")
+        sections.append(_table(["why", "images", "examples"],
+                               [[reason, len(ids), ", ".join(map(str, ids[:8]))] for reason, ids in grouped.items()]))
+    else:
+        sections.append("<h2>Images without relations</h2><p class='muted'>the tag stage has not run yet</p>")
 
     if reader.has_stage("shard"):
         predicates = Counter(t[1] for t in _triplets(reader).elements())
@@ -221,7 +223,10 @@ def build_report(run_dir: Path, images: Path | None = None, gallery: int = 8, to
                                  [[n, b, r, f"{r / b:.0%}"] for n, b, r in coverage]) + "</details>")
 
     sections.append("<h2>Sample images</h2>")
-    sections.append(_gallery(reader, per_stage.get(relation_stage, {}), gallery))
+    if relation_stage in per_stage:
+        sections.append(_gallery(reader, per_stage[relation_stage], gallery))
+    else:
+        sections.append("<p class='muted'>no relations yet</p>")
     title = html.escape(f"relfactory report: {reader.name}")
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
             f"<style>{_CSS}</style></head><body>{''.join(sections)}</body></html>")
