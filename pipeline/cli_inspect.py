@@ -78,7 +78,7 @@ def add_inspect_parsers(sub: argparse._SubParsersAction) -> None:
                    help="list error rows with their details (only REASON's when given)")
     p.add_argument("--limit", type=int, default=20, help="error rows to list with --errors")
     p.add_argument("--image", type=int, metavar="ID", help="follow one image through every stage")
-    p.add_argument("--images", type=Path, help="image folder, when the run was made elsewhere")
+    p.add_argument("--images", type=Path, metavar="DIR", help="image folder, when the run was made elsewhere")
     p.add_argument("--output", default="runs")
     p.set_defaults(func=cmd_inspect)
 
@@ -88,7 +88,7 @@ def add_inspect_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stage", choices=["tag", "shard", "match"], default="tag",
                    help="tag/shard: tagged relations; match: candidate pairs")
     p.add_argument("--out", help="PNG file (default: <run>-<image>-<stage>.png here)")
-    p.add_argument("--images", type=Path, help="image folder, when the run was made elsewhere")
+    p.add_argument("--images", type=Path, metavar="DIR", help="image folder, when the run was made elsewhere")
     p.add_argument("--output", default="runs")
     p.set_defaults(func=cmd_show)
 
@@ -96,7 +96,7 @@ def add_inspect_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="run name under --output, or a run folder")
     p.add_argument("--out", help="HTML file (default: <run>/report.html)")
     p.add_argument("--gallery", type=int, default=8, help="sample images drawn in the report")
-    p.add_argument("--images", type=Path, help="image folder, when the run was made elsewhere")
+    p.add_argument("--images", type=Path, metavar="DIR", help="image folder, when the run was made elsewhere")
     p.add_argument("--output", default="runs")
     p.set_defaults(func=cmd_report)
 
