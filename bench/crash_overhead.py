@@ -56,19 +56,20 @@ def coco_mini_config(data: Path, output: Path, name: str, part_size: int, fsync:
 @contextlib.contextmanager
 def without_crash_safety() -> Iterator[None]:
     """Write files in place and skip checksums: the machinery switched off, for comparison only."""
-    saved = atomic.atomic_write, parts._sha256
+    saved = atomic.atomic_write, parts.sha256_file
 
-    def write_in_place(path: Path, write: Callable[[Path], None], *, fsync: bool = True) -> None:
+    def write_in_place(path: Path, write: Callable[[Path], None], *, fsync: bool = True,
+                       fault_label: str | None = None) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         write(Path(path))
 
     atomic.atomic_write = write_in_place
     parts.atomic_write = write_in_place
-    parts._sha256 = lambda path: ""
+    parts.sha256_file = lambda path: ""
     try:
         yield
     finally:
-        atomic.atomic_write, parts._sha256 = saved
+        atomic.atomic_write, parts.sha256_file = saved
         parts.atomic_write = saved[0]
 
 

@@ -166,10 +166,22 @@ def test_a_stage_refuses_an_input_part_with_a_foreign_schema(tmp_path, mutate):
 
 def test_export_refuses_a_foreign_shard(tmp_path):
     from storage.export import export_rlipv2_json
+    from storage.parts import StageStore
+    from storage.schemas import SHARD
 
+    foreign = pa.table({"image_id": [1], "relationships": ["not a list"]})
     shard_dir = tmp_path / "run" / "shard"
     shard_dir.mkdir(parents=True)
-    pq.write_table(pa.table({"image_id": [1], "relationships": ["not a list"]}), shard_dir / "part-00000.parquet")
+    # Dropped in by hand, never committed: not part of the run's shards at all.
+    pq.write_table(foreign, shard_dir / "part-00000.parquet")
+    with pytest.raises(FileNotFoundError, match="no shard output"):
+        export_rlipv2_json(tmp_path / "run", tmp_path / "out.json")
+    # Passed off as committed (marker forged to match): its schema still gives it away.
+    store = StageStore(tmp_path / "run", "shard", "k", fsync=False)
+    store.prepare({}, 1)
+    store.write_part(0, [], [])
+    _forge_committed(store, 0, foreign)
+    assert SHARD.names != foreign.schema.names
     with pytest.raises(SchemaMismatch):
         export_rlipv2_json(tmp_path / "run", tmp_path / "out.json")
     assert not (tmp_path / "out.json").exists()
