@@ -143,9 +143,10 @@ class RunReader:
             roots.append(self.images)
         dataset = (self.manifest.get("config") or {}).get("dataset") or {}
         if dataset.get("kind") == "demo":
-            from pipeline.datasets import _skimage_data_dir
+            from pipeline.config import DatasetConfig
+            from pipeline.datasets import image_root
 
-            roots.append(_skimage_data_dir())
+            roots.append(image_root(DatasetConfig(kind="demo")))  # the photos ship with scikit-image
         recorded = dataset.get("images")
         if isinstance(recorded, str) and not recorded.startswith("..."):
             # Relative to where the run was made, which is usually the run folder's grandparent.
