@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.contracts import STAGE_ORDER
@@ -105,14 +106,11 @@ class RunReader:
     def errors(self, stage: str, image_ids: set[int] | None = None) -> Iterator[dict[str, Any]]:
         yield from self._iter(self.part_files(stage, errors=True), ERRORS, None, image_ids)
 
-    def rows_with_part(self, stage: str, columns: list[str] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-        for part, path in self.part_files(stage):
-            for row in self._iter([(part, path)], schema_for(stage), columns, None):
-                yield part, row
-
     @staticmethod
-    def _iter(files: list[tuple[int, Path]], schema, columns: list[str] | None,
+    def _iter(files: list[tuple[int, Path]], schema: pa.Schema, columns: list[str] | None,
               image_ids: set[int] | None) -> Iterator[dict[str, Any]]:
+        if image_ids is not None and not image_ids:
+            return
         for _, path in files:
             check_schema(path, schema)
             if image_ids is not None:
