@@ -112,23 +112,31 @@ def _known_bad_combinations(installed: Callable[[str], str | None]) -> str:
 
 # --- prefect api and scheduler ---------------------------------------------------------------------------
 
+def _prefect_client(api_url: str) -> Any:
+    """A client for ``api_url`` carrying the user's PREFECT_API_AUTH_STRING (the compose server requires it)."""
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.settings import get_current_settings
+
+    secret = get_current_settings().api.auth_string
+    auth = secret.get_secret_value() if secret is not None else None
+    return SyncPrefectClient(api_url, auth_string=auth, httpx_settings={"timeout": PREFECT_TIMEOUT_S})
+
+
 def check_prefect_api(api_url: str | None) -> Check:
     if not api_url:
         return Check("prefect api", WARN, "PREFECT_API_URL is not set: each run starts a temporary server, "
                      "and nothing runs scheduled deployments",
                      "start a server (`prefect server start`) and export PREFECT_API_URL=http://HOST:4200/api")
-    from prefect.client.orchestration import SyncPrefectClient
-
     try:
-        with SyncPrefectClient(api_url, httpx_settings={"timeout": PREFECT_TIMEOUT_S}) as client:
+        with _prefect_client(api_url) as client:
             error = client.api_healthcheck()
             version = client.api_version() if error is None else None
     except Exception as exc:  # connection refused, DNS, TLS: all mean "not reachable"
         error = exc
     if error is not None:
         return Check("prefect api", FAIL, f"{api_url} is not reachable: {_one_line(error)}",
-                     "start the server (`prefect server start` or `docker compose up prefect-server`) "
-                     "or fix PREFECT_API_URL")
+                     "start the server (`prefect server start` or `docker compose up prefect-server`), "
+                     "fix PREFECT_API_URL, or set PREFECT_API_AUTH_STRING if the server requires it")
     return Check("prefect api", OK, f"{api_url} healthy (server {version})")
 
 
@@ -173,11 +181,10 @@ def assess_scheduler(deployments: Iterable[DeploymentState], now: datetime.datet
 
 
 def read_deployment_states(api_url: str) -> list[DeploymentState]:
-    from prefect.client.orchestration import SyncPrefectClient
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
     states = []
-    with SyncPrefectClient(api_url, httpx_settings={"timeout": PREFECT_TIMEOUT_S}) as client:
+    with _prefect_client(api_url) as client:
         for deployment in client.read_deployments():
             runs = client.read_flow_runs(
                 deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])), limit=200)
