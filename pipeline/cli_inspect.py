@@ -8,10 +8,21 @@ points at the photos when the run's recorded image folder is not here.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from pipeline.contracts import STAGE_ORDER
+
+
+def _emit(text: str) -> None:
+    """Print, treating a reader that stopped early (``| head``) as done rather than as an error."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would report the closed pipe again at exit while flushing; point stdout at nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _run_dir(args: argparse.Namespace, name: str | None = None) -> Path:
@@ -31,12 +42,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         return 2
     reader = RunReader(run_dir, images=args.images)
     if args.image is not None:
-        print(follow_image(reader, args.image))
+        _emit(follow_image(reader, args.image))
     elif args.errors is not None:
         stages = [args.stage] if args.stage else reader.stages()
-        print(list_errors(reader, stages, reason=args.errors or None, limit=args.limit))
+        _emit(list_errors(reader, stages, reason=args.errors or None, limit=args.limit))
     else:
-        print(inspect_run(run_dir, stage=args.stage, sample=args.sample))
+        _emit(inspect_run(run_dir, stage=args.stage, sample=args.sample))
     return 0
 
 
@@ -63,7 +74,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from storage.diff import diff_runs, format_diff, write_diff_json
 
     diff = diff_runs(_run_dir(args, args.run_a), _run_dir(args, args.run_b), stage=args.stage)
-    print(format_diff(diff, examples=args.examples))
+    _emit(format_diff(diff, examples=args.examples))
     if args.json:
         write_diff_json(diff, Path(args.json))
     return 0
