@@ -1,45 +1,58 @@
-"""The ``pseudo_label`` Prefect flow: each (stage, part) is a Prefect task run on Ray.
+"""The ``pseudo_label`` Prefect flow: one Prefect task per group of parts, each part's stages on Ray.
 
 Prefect gives the run its schedule, state, retries and UI; Ray gives it the
-workers. Each task submits one unit to Ray directly (a remote function) and waits
-for it, which avoids prefect-ray's per-worker temporary Prefect servers. Tasks of
-a part wait only for that part's upstream tasks, so parts stream through stages.
+workers. A Prefect task per (stage, part) cost a task run (API calls, database
+rows) per unit, which at Objects365's size is ~133,000 task runs held by one
+flow; so a task covers a *group* of consecutive parts (``pipeline.sizing``), and
+inside it every (stage, part) unit is a Ray task that waits only for its own
+part's input stages, so parts still stream through the stages. Units reach Ray
+directly (remote functions), which avoids prefect-ray's per-worker temporary
+Prefect servers. Progress bars and unit log lines still advance per unit: the
+group tasks run in this process's threads and report each unit as it finishes.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import uuid
 from typing import Any
 
 from prefect import flow, task
-from prefect.futures import as_completed, wait
+from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.artifacts import publish_run_artifacts
 from flows.prefect_api import prefect_api
 from pipeline.config import RunConfig, load_config
-from pipeline.executors import ensure_ray, ray_options, ray_unit, units, worker_error
+from pipeline.executors import ensure_ray, submit_units, units, units_of, wait_ray
 from pipeline.lock import RunLock
 from pipeline.progress import StageProgress
-from pipeline.runner import execute_part, finalize, plan_run
-from pipeline.stage_specs import STAGES
+from pipeline.runner import RunPlan, execute_part, finalize, plan_run
+from pipeline.sizing import part_groups
 
 log = logging.getLogger("relfactory")
 
+# Finished-unit summaries from group tasks to the flow's progress bars, by channel id.
+# Group tasks run in the flow process's task-runner threads, so a queue is enough.
+_CHANNELS: dict[str, queue.SimpleQueue] = {}
+POLL_S = 0.2
 
-@task(name="stage-part", task_run_name="{stage}-part-{part}")
-def run_stage_part(config: dict[str, Any], stage: str, part: int, keys: dict[str, str]) -> dict[str, Any]:
+
+@task(name="part-group", task_run_name="parts-{first_part}-{last_part}")
+def run_part_group(config: dict[str, Any], todo: dict[str, list[int]], keys: dict[str, str],
+                   first_part: int, last_part: int, channel: str = "") -> list[dict[str, Any]]:
+    """Every unit of ``todo`` (a group's parts), in dependency order; returns the unit summaries."""
     cfg = RunConfig.model_validate(config)
+    report = _CHANNELS[channel].put if channel in _CHANNELS else (lambda summary: None)
+    group_units = list(units_of(todo, range(first_part, last_part + 1)))
     if cfg.executor != "ray":
-        return execute_part(cfg, stage, part, keys)
-    import ray
-
-    ensure_ray(cfg.ray_address, cfg.workers)
-    options = ray_options(cfg, stage, ray.cluster_resources().get("GPU", 0))
-    try:
-        return ray.get(ray_unit().options(**options).remote(config, stage, part, keys))
-    except ray.exceptions.RayTaskError as exc:
-        raise worker_error(exc) from None
+        results = []
+        for stage, part in group_units:
+            results.append(execute_part(cfg, stage, part, keys))
+            report(results[-1])
+        return results
+    return wait_ray(submit_units(cfg, group_units, keys), report)
 
 
 @flow(name="pseudo_label", log_prints=True)
@@ -61,26 +74,50 @@ def pseudo_label_flow(config: dict[str, Any], progress: bool = False,
                 # thread loses its cluster processes once the flow finishes), and only
                 # when there is work: starting it costs seconds.
                 ensure_ray(cfg.ray_address, cfg.workers)
-        futures: dict[tuple[str, int], Any] = {}
-        for stage, part in units(plan):
-            deps = [futures[(inp, part)] for inp in STAGES[stage].inputs if (inp, part) in futures]
-            futures[(stage, part)] = run_stage_part.submit(config, stage, part, plan.keys, wait_for=deps)
-        results = []
+        channel = uuid.uuid4().hex
+        _CHANNELS[channel] = queue.SimpleQueue()
+        futures = []
         try:
-            _collect(futures, results, cfg.name, progress)
+            for group in _groups(plan):
+                todo = {stage: [p for p in parts if group[0] <= p <= group[-1]] for stage, parts in plan.todo.items()}
+                futures.append(run_part_group.submit(config, todo, plan.keys, group[0], group[-1], channel))
+            results: list[dict[str, Any]] = []
+            try:
+                _collect(futures, _CHANNELS[channel], results, plan, progress)
+            finally:
+                # Never release the lock while a task may still be writing.
+                wait(futures)
         finally:
-            # Never release the lock while a task may still be writing.
-            wait(list(futures.values()))
+            _CHANNELS.pop(channel, None)
         manifest = finalize(plan, results)
         publish_run_artifacts(cfg, manifest, results)
         return manifest
 
 
-def _collect(futures: dict, results: list, name: str, progress: bool) -> None:
-    with StageProgress(name, futures, enabled=progress) as bars:
-        for future in as_completed(list(futures.values())):
-            results.append(future.result())
-            bars.done(results[-1])
+def _groups(plan: RunPlan) -> list[list[int]]:
+    """Groups of the parts that have any unit to compute."""
+    busy = sorted({part for parts in plan.todo.values() for part in parts} & set(range(plan.n_parts)))
+    return part_groups(busy, plan.cfg.workers)
+
+
+def _collect(futures: list, channel: queue.SimpleQueue, results: list, plan: RunPlan, progress: bool) -> None:
+    """Advance the bars per unit while groups run; the groups' return values are the results."""
+    with StageProgress(plan.cfg.name, list(units(plan)), enabled=progress) as bars:
+        pending = list(futures)
+        while pending:
+            pending = list(wait(pending, timeout=POLL_S).not_done)
+            _drain(channel, bars)
+        _drain(channel, bars)
+        for future in futures:
+            results.extend(future.result())
+
+
+def _drain(channel: queue.SimpleQueue, bars: StageProgress) -> None:
+    while True:
+        try:
+            bars.done(channel.get_nowait())
+        except queue.Empty:
+            return
 
 
 def pseudo_label(config: dict[str, Any], progress: bool = False) -> dict[str, Any]:

@@ -10,7 +10,7 @@ stages that use a model ask Ray for a GPU when the cluster has one.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pipeline.config import RunConfig
@@ -25,10 +25,15 @@ RAY_TASK_RETRIES = 3
 
 def units(plan: RunPlan) -> Iterator[tuple[str, int]]:
     """(stage, part) units in dependency order: part-major, so parts pipeline."""
-    todo = {stage: set(plan.todo.get(stage, [])) for stage in PART_STAGES}
-    for part in range(plan.n_parts):
+    return units_of(plan.todo, range(plan.n_parts))
+
+
+def units_of(todo: dict[str, list[int]], parts: Iterable[int]) -> Iterator[tuple[str, int]]:
+    """The units of ``todo`` among ``parts``, part-major in stage order."""
+    wanted = {stage: set(todo.get(stage, [])) for stage in PART_STAGES}
+    for part in parts:
         for stage in PART_STAGES:
-            if part in todo[stage]:
+            if part in wanted[stage]:
                 yield stage, part
 
 
@@ -75,36 +80,46 @@ def worker_error(exc: Exception) -> Exception:
 
 def submit_ray(plan: RunPlan) -> dict[tuple[str, int], Any]:
     """Submit every unit to Ray with its same-part dependencies; returns the refs."""
+    return submit_units(plan.cfg, units(plan), plan.keys)
+
+
+def submit_units(cfg: RunConfig, todo: Iterable[tuple[str, int]], keys: dict[str, str]) -> dict[tuple[str, int], Any]:
+    """Submit ``todo`` (part-major units) to Ray; a unit waits on the refs of its part's input stages."""
     import ray
 
-    ensure_ray(plan.cfg.ray_address, plan.cfg.workers)
+    ensure_ray(cfg.ray_address, cfg.workers)
     gpus = ray.cluster_resources().get("GPU", 0)
-    cfg_json = plan.cfg.model_dump(mode="json")
+    cfg_json = cfg.model_dump(mode="json")
     refs: dict[tuple[str, int], Any] = {}
-    for stage, part in units(plan):
+    for stage, part in todo:
         deps = [refs[(inp, part)] for inp in STAGES[stage].inputs if (inp, part) in refs]
-        options = ray_options(plan.cfg, stage, gpus)
-        refs[(stage, part)] = ray_unit().options(**options).remote(cfg_json, stage, part, plan.keys, *deps)
+        options = ray_options(cfg, stage, gpus)
+        refs[(stage, part)] = ray_unit().options(**options).remote(cfg_json, stage, part, keys, *deps)
     return refs
 
 
-def run_ray(plan: RunPlan, progress: bool = False) -> list[dict[str, Any]]:
+def wait_ray(refs: dict[tuple[str, int], Any], on_done: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+    """Collect the units' summaries as they finish; the first failure cancels the rest and is raised."""
     import ray
 
-    refs = submit_ray(plan)
     pending = list(refs.values())
     results = []
-    with StageProgress(plan.cfg.name, refs, enabled=progress) as bars:
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            try:
-                finished = ray.get(done)
-            except ray.exceptions.RayTaskError as exc:
-                # The caller releases the run lock next: no task of this run may still be writing then.
-                for ref in pending:
-                    ray.cancel(ref, force=True)
-                raise worker_error(exc) from None
-            results.extend(finished)
-            for summary in finished:
-                bars.done(summary)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        try:
+            finished = ray.get(done)
+        except ray.exceptions.RayTaskError as exc:
+            # The caller releases the run lock next: no task of this run may still be writing then.
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise worker_error(exc) from None
+        results.extend(finished)
+        for summary in finished:
+            on_done(summary)
     return results
+
+
+def run_ray(plan: RunPlan, progress: bool = False) -> list[dict[str, Any]]:
+    refs = submit_ray(plan)
+    with StageProgress(plan.cfg.name, refs, enabled=progress) as bars:
+        return wait_ray(refs, bars.done)
