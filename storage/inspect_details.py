@@ -13,8 +13,9 @@ import json
 from collections import Counter
 
 from storage.run_reader import ImageNotFound, RunReader
-from storage.run_stats import (PER_IMAGE_UNIT, Distribution, confidence_histogram, confidences, kept_vs_eta,
-                               no_output_reasons, pairs_per_proposal, per_image_counts, run_eta, trace_images)
+from storage.run_stats import (PER_IMAGE_UNIT, Distribution, ImageTrace, confidence_histogram, confidences,
+                               kept_vs_eta, no_output_reasons, pairs_per_proposal, per_image_counts, run_eta,
+                               trace_images, why_no_output)
 
 
 def stage_statistics(reader: RunReader, stage: str, examples: int = 5) -> list[str]:
@@ -97,13 +98,32 @@ def follow_image(reader: RunReader, image_id: int) -> str:
            f"== ingest: {len(names)} boxes"]
     for o in ingest["objects"] or []:
         out.append(f"  {o['object_id']:>10}  {o['category']:<16} x {o['x']:.0f} y {o['y']:.0f} w {o['w']:.0f} h {o['h']:.0f}")
-    for stage in reader.stages()[1:]:
+    trace = ImageTrace()
+    stages = reader.stages()
+    for stage in stages[1:]:
         rows = reader.image_rows(stage, image_id)
         out.append(f"== {stage}: {len(rows)} rows")
         out.extend(_stage_lines(stage, rows, names))
+        _add_to_trace(trace, stage, rows)
         for error in reader.image_errors(stage, image_id):
+            trace.errors.append((stage, error["reason"]))
             out.append(f"  ERROR {error['reason']}: {error['detail']}")
+    last = stages[-1]
+    if last in ("tag", "shard") and (why := why_no_output(trace, last)) is not None:
+        out.append(f"no relations: {why}")
     return "\n".join(out)
+
+
+def _add_to_trace(trace: ImageTrace, stage: str, rows: list[dict]) -> None:
+    if stage == "caption":
+        trace.captions += len(rows)
+    elif stage == "parse":
+        trace.triplets += sum(len(r["triplets"] or []) for r in rows)
+    elif stage == "match":
+        trace.pairs += sum(len(r["pairs"] or []) for r in rows)
+    elif stage == "tag":
+        trace.tag_row = bool(rows)
+        trace.relations += sum(len(r["relationships"] or []) for r in rows)
 
 
 def _stage_lines(stage: str, rows: list[dict], names: dict[int, str]) -> list[str]:

@@ -57,6 +57,13 @@ def test_follow_one_image_through_every_stage(coco_runs, capsys):
     relations = [rel for r in _rows(coco_runs.oracle, "tag") if r["image_id"] == 790 for rel in r["relationships"]]
     assert text.count("--> ") >= 2 * len(relations)  # once in tag, once in shard
 
+    assert "no relations:" not in text
+
+    matched = {r["image_id"] for r in _rows(coco_runs.oracle, "match")}
+    unmatched = min({r["image_id"] for r in _rows(coco_runs.oracle, "ingest")} - matched)
+    assert main(["inspect", "oracle", "--output", str(coco_runs.output), "--image", str(unmatched)]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("no relations: no triplet matched a pair of its boxes")
+
     assert main(["inspect", "oracle", "--output", str(coco_runs.output), "--image", "1"]) == 0
     assert "has no image 1" in capsys.readouterr().out
 
