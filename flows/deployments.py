@@ -28,7 +28,7 @@ from prefect.runner import Runner
 from prefect.schedules import Cron, Interval, Schedule
 
 from flows.pseudo_label import pseudo_label_flow
-from pipeline.config import RunConfig
+from pipeline.config import ConfigError, RunConfig
 from pipeline.lock import RunLock, RunLocked
 
 log = logging.getLogger("relfactory.deploy")
@@ -44,12 +44,14 @@ SIGTERM_MESSAGE = "relfactory deploy received SIGTERM; committed parts are kept 
 def make_schedule(cron: str | None = None, interval_s: float | None = None) -> Schedule:
     """Exactly one of a cron expression (UTC) or an interval in seconds."""
     if (cron is None) == (interval_s is None):
-        raise ValueError("give exactly one of a cron expression or an interval")
+        raise ConfigError("give exactly one of --cron or --interval")
     if cron is not None:
-        Cron(cron)  # validates the expression early, with croniter's own message
-        return Cron(cron, timezone="UTC")
+        try:
+            return Cron(cron, timezone="UTC")  # validates the expression now, not at the first run
+        except ValueError as exc:
+            raise ConfigError(f"--cron: {exc}") from None
     if not interval_s or interval_s <= 0:
-        raise ValueError(f"the interval must be a positive number of seconds, not {interval_s}")
+        raise ConfigError(f"--interval must be a positive number of seconds, not {interval_s:g}")
     return Interval(datetime.timedelta(seconds=interval_s), timezone="UTC")
 
 
