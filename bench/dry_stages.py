@@ -4,6 +4,7 @@ Each reads its part's inputs (the runner does that), and returns rows of its
 stage's schema in the real volume (N_cap caption and parse rows per image, one
 match/tag/shard row per image), so reading, writing, committing and planning cost
 what they cost in a real run; only the captioner, spaCy and the tagger are skipped.
+``nothing`` commits empty parts: orchestration and planning alone (``NOOP_STAGES``).
 Selected with ``RELFACTORY_STAGE_FUNCTIONS`` (see ``DRY_STAGES``), which also
 changes the stage keys, so dry output is never taken for real output.
 """
@@ -14,6 +15,8 @@ from pipeline.config import RunConfig
 from pipeline.contracts import Row, StageOutput
 
 DRY_STAGES = ";".join(f"{stage}=bench.dry_stages:{stage}" for stage in ("caption", "parse", "match", "tag", "shard"))
+# Orchestration only: every stage reads its inputs and commits an empty part.
+NOOP_STAGES = ";".join(f"{stage}=bench.dry_stages:nothing" for stage in ("caption", "parse", "match", "tag", "shard"))
 
 
 def caption(inputs: dict[str, list[Row]], cfg: RunConfig) -> StageOutput:
@@ -45,6 +48,10 @@ def shard(inputs: dict[str, list[Row]], cfg: RunConfig) -> StageOutput:
     from stages.shard import run_shard
 
     return run_shard(inputs, cfg)  # no model: the real shard stage, so the shard rows are the real layout
+
+
+def nothing(inputs: dict[str, list[Row]], cfg: RunConfig) -> StageOutput:
+    return StageOutput()
 
 
 def _first_category(image: Row) -> str:

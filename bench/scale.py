@@ -6,8 +6,9 @@
 ``N:real`` runs the real stages (oracle captions from the caption bank, spaCy
 rules parser, matcher, layout tagger, shard); ``N:dry`` swaps caption/parse/
 match/tag for ``bench.dry_stages`` (no models; parts are still read, written and
-committed in the real volume), which is how 100 k and 1 M images fit a shared
-2-core machine. Datasets are generated under ``--data`` (bench/synthetic_dataset.py)
+committed in the real volume), which is how 100 k images fit a shared 2-core
+machine; ``N:noop`` commits empty parts (planning, ingest and orchestration only:
+the 1 M run). Datasets are generated under ``--data`` (bench/synthetic_dataset.py)
 on first use. Each run is a fresh ``relfactory label`` process with its own
 PREFECT_HOME (a temporary Prefect server on SQLite) and output folder; after it,
 the same command is run again to time an up-to-date re-plan (every marker of
@@ -164,10 +165,10 @@ def measure(n_images: int, mode: str, opts: argparse.Namespace) -> dict[str, Any
            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "600", "RAY_AUTH_MODE": "disabled",
            "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("PREFECT_API_URL", None)
-    if mode == "dry":
-        from bench.dry_stages import DRY_STAGES
+    if mode in ("dry", "noop"):
+        from bench.dry_stages import DRY_STAGES, NOOP_STAGES
 
-        env["RELFACTORY_STAGE_FUNCTIONS"] = DRY_STAGES
+        env["RELFACTORY_STAGE_FUNCTIONS"] = DRY_STAGES if mode == "dry" else NOOP_STAGES
     run = f"scale-{n_images}-{mode}"
     args = label_args(dataset, run, output, opts.workers, opts.orchestrator, opts.part_size)
     load_before = os.getloadavg()[0]
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         child(argv[3:], Path(argv[1]))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", action="append", default=[], help="N:real or N:dry (repeatable)")
+    parser.add_argument("--size", action="append", default=[], help="N:real, N:dry or N:noop (repeatable)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--orchestrator", choices=["prefect", "none"], default="prefect")
     parser.add_argument("--part-size", type=int, default=None, help="default: chosen from the dataset size")
