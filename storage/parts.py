@@ -291,9 +291,9 @@ class StageStore:
         marker_path = self.marker_path(part)
         atomic_write_json(marker_path, marker, fsync=self.fsync, fault_label=self._label(marker_path))
         maybe_fault("after_marker_written", self.stage, part)
+        # No directory fsync: should a power cut lose this rename, the staged file (fsynced, and
+        # checked against the marker's sha256) is still in _staging and ``recover`` publishes it.
         os.replace(self.staged_path(part), self.part_path(part))
-        if self.fsync:
-            fsync_dir(self.dir)
 
     def digest(self, part: int) -> str:
         """Identity of a committed part's content (rows and errors checksums)."""
