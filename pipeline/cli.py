@@ -97,7 +97,8 @@ def _add_label_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset-kind", choices=["coco", "objects365", "coco-format", "demo"])
     p.add_argument("--annotations", help="instances_*.json / zhiyuan_objv2_*.json")
     p.add_argument("--images", help="image root folder")
-    p.add_argument("--split", help="data_split of the rows (default: from the annotation file name, instances_val2017.json -> val2017)")
+    p.add_argument("--split", help="data_split of the rows (default: from the annotation file name, "
+                                   "instances_val2017.json -> val2017)")
     p.add_argument("--max-images", type=int)
     p.add_argument("--captioner", choices=["blip", "oracle", "lavis"])
     p.add_argument("--caption-model", help="Hugging Face id or local directory of the captioner")
