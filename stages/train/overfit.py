@@ -153,8 +153,12 @@ def overfit_check(run: Path, output: Path, *, images: int = 8, steps: int = 300,
                   lr: float = 2e-3, image_root: Path | None = None, augment_scale: float = 0.25,
                   device: str = "cpu", seed: int = 42, model: dict[str, Any] | None = None,
                   **overrides: Any) -> OverfitReport:
-    """Train on the first ``images`` images of ``run`` for ``steps`` steps and measure what was learnt."""
-    cfg = overfit_config(run, output, images=images, steps=steps, preset=preset, lr=lr, image_root=image_root,
+    """Train on the first ``images`` images of ``run`` for ``steps`` steps and measure what was learnt.
+
+    A run with fewer images with relations than ``images`` trains on all it has.
+    """
+    source = ShardSource(Path(run), image_root, max_images=images)
+    cfg = overfit_config(run, output, images=len(source), steps=steps, preset=preset, lr=lr, image_root=image_root,
                          augment_scale=augment_scale, device=device, seed=seed, model=model, **overrides)
     started = time.perf_counter()
     result = train(cfg)
@@ -162,7 +166,7 @@ def overfit_check(run: Path, output: Path, *, images: int = 8, steps: int = 300,
     assert result.model is not None
     curves = {term: [(int(row["step"]), float(row[term])) for row in result.history if term in row]
               for term in LOSS_TERMS}
-    source = ShardSource(Path(run), image_root, max_relations=cfg.max_relations, max_images=images)
+    source = ShardSource(Path(run), image_root, max_relations=cfg.max_relations, max_images=len(source))
     recall = training_recall(result.model, source, augment_scale, device=next(result.model.parameters()).device)
     return OverfitReport(Path(run).name, preset, len(source), result.step, seconds,
                          {t: c for t, c in curves.items() if c}, recall)
