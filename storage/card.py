@@ -33,12 +33,11 @@ def size_category(n: int) -> str:
     return next((label for bound, label in _SIZE_BUCKETS if n < bound), "n>1B")
 
 
-def card_metadata(reader: RunReader, shard_files: list[str], split: str) -> dict[str, Any]:
+def card_metadata(reader: RunReader, shard_files: list[str], split: str, images: int) -> dict[str, Any]:
     config = reader.manifest.get("config") or {}
     kind = (config.get("dataset") or {}).get("kind", "coco-format")
     source, licence = _SOURCES.get(kind, ("extended|other", "unknown"))
     captioner = (config.get("caption") or {}).get("backend")
-    images = sum(1 for _ in reader.rows("shard", columns=["image_id"]))
     return {
         "pretty_name": f"relfactory pseudo-labels: {reader.name}",
         "annotations_creators": ["machine-generated"],
@@ -76,11 +75,13 @@ def card_text(run_dir: Path) -> str:
     manifest = reader.manifest
     config = manifest.get("config") or {}
     split = _split_name((config.get("dataset") or {}).get("split") or "train")
-    meta = card_metadata(reader, shard_files, split)
+    images = boxes = relations = 0
+    for row in reader.rows("shard", columns=["objects", "relationships"]):  # one pass: shards can be large
+        images += 1
+        boxes += len(row["objects"] or [])
+        relations += len(row["relationships"] or [])
+    meta = card_metadata(reader, shard_files, split, images)
     stages = manifest.get("stages") or {}
-    shard = stages.get("shard", {})
-    relations = sum(len(r["relationships"] or []) for r in reader.rows("shard", columns=["relationships"]))
-    boxes = sum(len(r["objects"] or []) for r in reader.rows("shard", columns=["objects"]))
     caption, tag = _caption_settings(reader), config.get("tag") or {}
     models = manifest.get("models") or {}
     provenance = {
@@ -114,7 +115,7 @@ def card_text(run_dir: Path) -> str:
         "",
         "## Counts",
         "",
-        f"- images (shard rows): {shard.get('rows', 0)}",
+        f"- images (shard rows): {images}",
         f"- boxes: {boxes}",
         f"- relations (confidence > η = {tag.get('eta')}): {relations}",
         f"- images that failed a stage: {json.dumps(errors) if errors else 'none'}",
