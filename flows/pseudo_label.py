@@ -13,6 +13,7 @@ group tasks run in this process's threads and report each unit as it finishes.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import queue
 import uuid
@@ -102,10 +103,15 @@ def _groups(plan: RunPlan) -> list[list[int]]:
 
 def _collect(futures: list, channel: queue.SimpleQueue, results: list, plan: RunPlan, progress: bool) -> None:
     """Advance the bars per unit while groups run; the groups' return values are the results."""
+    # Polled through the task runner's own futures: prefect.futures.wait(timeout=...) registers a
+    # done-callback on every pending future at every call, which a long run would pile up by millions.
+    pending = {future.wrapped_future: future for future in futures}
     with StageProgress(plan.cfg.name, list(units(plan)), enabled=progress) as bars:
-        pending = list(futures)
         while pending:
-            pending = list(wait(pending, timeout=POLL_S).not_done)
+            finished, _ = concurrent.futures.wait(list(pending), timeout=POLL_S,
+                                                  return_when=concurrent.futures.FIRST_COMPLETED)
+            for done in finished:
+                pending.pop(done)
             _drain(channel, bars)
         _drain(channel, bars)
         for future in futures:

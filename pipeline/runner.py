@@ -22,7 +22,7 @@ from pipeline.config import ConfigError, RunConfig, format_field_errors
 from pipeline.contracts import ErrorRow, Row, StageError, StageOutput
 from pipeline.datasets import scan_dataset
 from pipeline.faults import maybe_fault
-from pipeline.ingest_process import ingest_isolated
+from pipeline.large_inputs import call_isolated, ingest_isolated, is_large
 from pipeline.keys import compute_keys, stage_config
 from pipeline.reuse import adopt_ingest, adopt_parts
 from pipeline.row_guard import ENCODING_ERRORS, set_aside_unencodable
@@ -76,7 +76,11 @@ def validate_resources(cfg: RunConfig) -> None:
     if cfg.tag.checkpoint is not None and not Path(cfg.tag.checkpoint).is_file():
         raise ConfigError(format_field_errors([("tag.checkpoint", f"file not found: {cfg.tag.checkpoint}")]))
     if cfg.caption.backend == "oracle" and cfg.caption.captions_file is not None:
-        _check_captions_file(Path(cfg.caption.captions_file), cfg.caption.n_captions)
+        captions = Path(cfg.caption.captions_file)
+        if is_large(captions):
+            call_isolated(_check_captions_file, captions, cfg.caption.n_captions)  # not kept in the driver
+        else:
+            _check_captions_file(captions, cfg.caption.n_captions)
 
 
 def _check_captions_file(path: Path, n_captions: int) -> None:
