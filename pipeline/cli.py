@@ -14,6 +14,7 @@
     relfactory demo     label the bundled demo photos end to end
     relfactory train    train RLIPv2 / the R-Tagger from shards (and other sources)
     relfactory evaluate evaluate a checkpoint on HICO-DET, V-COCO or Open Images
+    relfactory relclip  RelCLIP predicate classifier: train on shards / VG, Visual Genome PredCls
 """
 
 from __future__ import annotations
@@ -225,6 +226,9 @@ def make_parser() -> argparse.ArgumentParser:
     from pipeline.doctor import add_doctor_parser
 
     add_doctor_parser(sub)
+    from pipeline.cli_relclip import add_relclip_parsers
+
+    add_relclip_parsers(sub)
     return parser
 
 
