@@ -74,19 +74,25 @@ def card_text(run_dir: Path) -> str:
     shard_files = [str(path.relative_to(run_dir)) for _, path in reader.part_files("shard")]
     manifest = reader.manifest
     config = manifest.get("config") or {}
-    split = _split_name((config.get("dataset") or {}).get("split") or "train")
     images = boxes = relations = 0
-    for row in reader.rows("shard", columns=["objects", "relationships"]):  # one pass: shards can be large
+    data_splits: set[str] = set()
+    # One pass: shards can be large.
+    for row in reader.rows("shard", columns=["objects", "relationships", "data_split"]):
         images += 1
         boxes += len(row["objects"] or [])
         relations += len(row["relationships"] or [])
+        data_splits.add(row["data_split"] or "")
+    # The rows' own data_split (val2017 for instances_val2017.json), not a generic "train".
+    split = _split_name(data_splits.pop() if len(data_splits) == 1 else "train")
     meta = card_metadata(reader, shard_files, split, images)
     stages = manifest.get("stages") or {}
     caption, tag = _caption_settings(reader), config.get("tag") or {}
     models = manifest.get("models") or {}
     provenance = {
         "captioner": caption.get("captioner", (config.get("caption") or {}).get("backend")),
-        "caption_model": caption.get("model"),
+        # An oracle run's "model" is the human captions file: no captioning model was involved.
+        "caption_model": caption.get("model") if caption.get("captioner") != "oracle" else None,
+        **({"captions_file": caption.get("model")} if caption.get("captioner") == "oracle" else {}),
         "decoding": caption.get("decoding"),
         "caption_seed": caption.get("seed"),
         "captions_per_image": (config.get("caption") or {}).get("n_captions"),

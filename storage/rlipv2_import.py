@@ -117,7 +117,8 @@ def shard_row(entry: Any, index: int, o365_paths: dict[str, str], images: Path |
             "objects": objects, "relationships": relationships}
 
 
-def _image_size(images: Path, dataset: str | None, data_split: str | None, file_name: str) -> tuple[int, int] | tuple[None, None]:
+def _image_size(images: Path, dataset: str | None, data_split: str | None,
+                file_name: str) -> tuple[int, int] | tuple[None, None]:
     from PIL import Image
 
     # COCO roots are given either as the split folder itself or as its parent (the official --coco_path).

@@ -60,7 +60,7 @@ def test_card_configs_point_at_exactly_the_committed_shard_files(coco_runs):
     (config,) = meta["configs"]
     assert config["config_name"] == "default"
     (files,) = config["data_files"]
-    assert SPLIT_NAME.match(files["split"]) and files["split"] == "train"
+    assert SPLIT_NAME.match(files["split"]) and files["split"] == "train2017"  # instances_train2017.json
     committed = sorted(str(p.relative_to(coco_runs.oracle)) for p in (coco_runs.oracle / "shard").glob("part-*.parquet"))
     assert sorted(files["path"]) == committed and committed
     rows = 0
@@ -75,7 +75,8 @@ def test_card_records_how_the_labels_were_made(coco_runs):
     meta, body = _card_metadata(coco_runs.strict / "README.md")
     made = meta["relfactory"]
     assert made["eta"] == 0.5 and made["tagger"] == "greedy" and made["captioner"] == "oracle"
-    assert made["decoding"]["strategy"] == "human" and made["caption_model"] == "captions_train2017.json"
+    assert made["decoding"]["strategy"] == "human" and made["caption_model"] is None \
+        and made["captions_file"] == "captions_train2017.json"
     assert made["manifest_sha256"] == hashlib.sha256((coco_runs.strict / "manifest.json").read_bytes()).hexdigest()
     relations = sum(len(r["relationships"]) for f in sorted((coco_runs.strict / "shard").glob("part-*.parquet"))
                     for r in pq.read_table(f).to_pylist())
