@@ -122,12 +122,27 @@ def test_an_uncounted_plural_takes_the_people_near_the_object_not_everyone() -> 
     assert _pairs(row) == {(1, 9, "sit at"), (2, 9, "sit at"), (3, 9, "sit at")}
 
 
-def test_unknown_number_gives_each_object_one_subject() -> None:
+def test_unknown_number_takes_mutual_best_pairs_and_keeps_the_rest_as_runners_up() -> None:
     image = _image({1: ("person", (0, 0, 20, 60)), 2: ("person", (100, 0, 20, 60)),
                     5: ("cup", (5, 20, 5, 5)), 6: ("cup", (12, 25, 5, 5)), 7: ("cup", (105, 20, 5, 5))})
     # No phrase text: nothing said about number (like the pair benchmark's proposals).
-    row = _tag(image, [_caption(0, (None, "person", "hold", None, "cup"))], tagger="layout")
-    assert _pairs(row) == {(1, 5, "hold"), (1, 6, "hold"), (2, 7, "hold")}
+    captions = [_caption(0, (None, "person", "hold", None, "cup"))]
+    # Cup 5 is person 1's best (it overlaps more); cup 6 prefers person 1, who prefers cup 5.
+    assert _pairs(_tag(image, captions, tagger="layout")) == {(1, 5, "hold"), (2, 7, "hold")}
+    everything = _tag(image, captions, tagger="layout", eta=0.0)["relationships"]
+    confidence = {(r["subject_id"], r["object_id"]): r["confidence"] for r in everything}
+    # The one-sided best pair (1, 6) is the best runner-up: the first to come in below the default η.
+    runners_up = {pair: value for pair, value in confidence.items() if pair not in {(1, 5), (2, 7)}}
+    assert max(runners_up, key=runners_up.get) == (1, 6)
+    assert all(value <= CHOSEN_FLOOR for value in runners_up.values())
+
+
+def test_a_negated_relation_goes_to_every_pair() -> None:
+    image = _image({1: ("person", (0, 0, 20, 60)), 2: ("person", (100, 0, 20, 60)), 5: ("cup", (5, 20, 5, 5))})
+    row = _tag(image, [_caption(0, (None, "person", "no interaction", None, "cup"))], tagger="layout")
+    confidence = {(r["subject_id"], r["object_id"]): r["confidence"] for r in row["relationships"]}
+    assert set(confidence) == {(1, 5), (2, 5)}
+    assert confidence[(2, 5)] > confidence[(1, 5)] > CHOSEN_FLOOR  # apart is surer than touching
 
 
 # -- graded confidences and η ------------------------------------------------------------------------
@@ -240,7 +255,7 @@ def test_nearest_gives_each_object_the_most_overlapping_else_nearest_subject() -
 def test_a_box_with_a_same_class_twin_is_less_certain() -> None:
     single = _image({1: ("person", (0, 0, 20, 60)), 5: ("cup", (10, 20, 10, 10))})
     twins = _image({1: ("person", (0, 0, 20, 60)), 5: ("cup", (10, 20, 10, 10)), 6: ("cup", (11, 21, 10, 10))})
-    captions = [_caption(0, (None, "person", "hold", None, "cup"))]
+    captions = [_caption(0, ("a man", "man", "hold", "two cups", "cup"))]
     (alone,) = _tag(single, captions, tagger="layout")["relationships"]
     doubled = _tag(twins, captions, tagger="layout")["relationships"]
     assert {(r["subject_id"], r["object_id"]) for r in doubled} == {(1, 5), (1, 6)}  # both kept at the default η

@@ -10,9 +10,13 @@ proposal (a relation between two classes, see :mod:`stages.taggers.proposals`):
    layout, and a small preference for salient (large, central) subjects.
 2. **How many pairs** the captions allow (:func:`pair_budget`): "a man" is one
    subject, "two men" at most two, "people" several; a singular side gets one
-   partner per box of the other side. With no number stated (the benchmark,
-   or a parse without one), each object box gets one subject and a subject may
-   have several objects.
+   partner per box of the other side. With no number stated on either side
+   (the benchmark, or a parse without one), a pair is taken only when each of
+   its boxes is the other's best partner ("mutual best"): one-to-one where the
+   layout pairs boxes off, and a box nobody prefers stays out.
+   A negated relation ("no interaction", "not holding") is the exception: it
+   says who does *not* interact, which the layout cannot single out, so every
+   candidate pair is taken (:func:`is_negated`).
 3. **Selection**: pairs in order of affinity, taken while the budget allows.
    For an uncounted plural ("people at a table"), a second subject for one
    object must have at least :data:`EXTRA_RATIO` of the first one's affinity:
@@ -50,6 +54,8 @@ EXTRA_RATIO = 0.5
 SALIENCE_WEIGHT = 0.1
 # Two boxes of one class overlapping this much (the usual NMS threshold) may be one thing boxed twice.
 TWIN_IOU = 0.5
+# Words that negate a relation text: closed-class English, written from grammar.
+NEGATIONS = frozenset({"no", "not", "without", "never", "nothing", "none", "nobody"})
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,8 @@ class PairBudget:
     # uncounted plural side ("people"), whose size only the layout can bound; 0 otherwise.
     extra_subject_ratio: float = 0.0
     extra_object_ratio: float = 0.0
+    # Nothing stated about either side: a pair needs each box to be the other's best partner.
+    mutual_best: bool = False
 
 
 def pair_budget(subject: EntityNumber, obj: EntityNumber) -> PairBudget:
@@ -76,7 +84,14 @@ def pair_budget(subject: EntityNumber, obj: EntityNumber) -> PairBudget:
         objects_per_subject=_partners(obj, subject, unknown_other=None),
         extra_subject_ratio=EXTRA_RATIO if _uncounted_plural(subject) else 0.0,
         extra_object_ratio=EXTRA_RATIO if _uncounted_plural(obj) else 0.0,
+        mutual_best=subject.number is None and obj.number is None,
     )
+
+
+def is_negated(relation: str) -> bool:
+    """Whether a relation text states an absence ("no interaction", "not holding")."""
+    words = set(relation.lower().replace("n't", " not").split())
+    return bool(words & NEGATIONS)
 
 
 def _uncounted_plural(side: EntityNumber) -> bool:
@@ -134,6 +149,9 @@ def score_proposal(proposal: Proposal, boxes: dict[int, Row], image: Row) -> dic
         * (1.0 - SALIENCE_WEIGHT + SALIENCE_WEIGHT * salience(boxes[s], image, largest))
         for s, o in pairs
     }
+    if is_negated(proposal.relation):
+        # Every pair is taken; the farther apart, the surer the absence of an interaction.
+        return {pair: CHOSEN_FLOOR + (1.0 - CHOSEN_FLOOR) * (1.0 - 0.5 * value) for pair, value in affinities.items()}
     budget = pair_budget(proposal.subject, proposal.object)
     chosen = select_pairs(affinities, budget)
     shares = competition_shares(affinities, budget)
@@ -163,7 +181,15 @@ def select_pairs(affinities: dict[Pair, float], budget: PairBudget) -> set[Pair]
     per_subject: dict[int, int] = defaultdict(int)
     per_object: dict[int, int] = defaultdict(int)
     chosen: set[Pair] = set()
-    for (s, o), value in sorted(affinities.items(), key=lambda item: (-item[1], item[0])):
+    ranked = sorted(affinities.items(), key=lambda item: (-item[1], item[0]))
+    best_of_subject: dict[int, Pair] = {}  # each box's best partner (first in rank order)
+    best_of_object: dict[int, Pair] = {}
+    for pair, _ in ranked:
+        best_of_subject.setdefault(pair[0], pair)
+        best_of_object.setdefault(pair[1], pair)
+    for (s, o), value in ranked:
+        if budget.mutual_best and not best_of_subject[s] == best_of_object[o] == (s, o):
+            continue
         if s not in subjects and budget.subjects is not None and len(subjects) >= budget.subjects:
             continue
         if o not in objects and budget.objects is not None and len(objects) >= budget.objects:
@@ -195,7 +221,8 @@ def competition_shares(affinities: dict[Pair, float], budget: PairBudget) -> dic
     """Each pair's share of the affinity among the pairs it competes with, in (0, 1].
 
     Subjects compete for an object when an object takes one subject, objects
-    for a subject when a subject takes one object; with one candidate the share is 1.
+    for a subject when a subject takes one object (both under mutual best);
+    with one candidate the share is 1.
     """
     by_object: dict[int, float] = defaultdict(float)
     by_subject: dict[int, float] = defaultdict(float)
@@ -205,9 +232,9 @@ def competition_shares(affinities: dict[Pair, float], budget: PairBudget) -> dic
     shares = {}
     for (s, o), value in affinities.items():
         share = 1.0
-        if budget.subjects_per_object == 1:
+        if budget.subjects_per_object == 1 or budget.mutual_best:
             share = min(share, value / by_object[o])
-        if budget.objects_per_subject == 1:
+        if budget.objects_per_subject == 1 or budget.mutual_best:
             share = min(share, value / by_subject[s])
         shares[(s, o)] = share
     return shares
