@@ -159,6 +159,10 @@ def serve_labelling(cfg: RunConfig, cron: str | None, name: str, interval_s: flo
     when = f"cron {cron!r} (UTC)" if cron is not None else f"every {interval_s:g} s"
     print(f"serving deployment pseudo_label/{name} ({when}) into {cfg.run_dir}; SIGTERM or Ctrl-C stops it",
           flush=True)
+    from prefect.settings import PREFECT_UI_URL
+
+    if PREFECT_UI_URL.value():
+        print(f"its runs: {PREFECT_UI_URL.value()}/deployments (Prefect UI)", flush=True)
     try:
         asyncio.run(runner.start())
     except KeyboardInterrupt:
