@@ -30,6 +30,19 @@ apart and labelled, never as a tagger's result.
 
 The R-Tagger needs the pixels: ``--images DIR`` is the folder holding the
 annotation file's ``filenames`` (HICO-DET's ``images/test2015``).
+
+``--oracle-ceilings`` prints what answers built from the ground truth score,
+to bound what a pixel-free tagger can reach (labelled, never a tagger's result):
+
+* ``oracle[verb-blind]``: knows which pairs interact (with any verb of the
+  class; for a negated relation, which pairs are marked as not interacting) but
+  not which verb, and takes them all. The layout shows at most this much.
+* ``oracle[twin-blind]``: knows the true pairs but cannot tell a box from its
+  same-class twins (IoU >= the layout's TWIN_IOU), so takes the twins too.
+* ``oracle[verb+twin-blind]``: both at once.
+* ``<tagger>[∩verb-blind]``: the tagger's pairs, less those the verb-blind
+  oracle knows interact with nothing: what its choice would score if it also
+  knew who interacts.
 """
 
 from __future__ import annotations
@@ -48,6 +61,7 @@ from pipeline.config import RunConfig  # noqa: E402
 from pipeline.contracts import Row  # noqa: E402
 from stages.match import match_image  # noqa: E402
 from stages.tag import run_tag  # noqa: E402
+from stages.taggers.layout import TWIN_IOU, is_negated  # noqa: E402
 from stages.vocab import class_key  # noqa: E402
 
 DEFAULT_ANNOTATIONS = Path(__file__).resolve().parents[2] / "shared" / "data" / "hico-det" / "instances_test2015.dev.json"
@@ -233,14 +247,56 @@ class Score:
 def evaluate(images: list[BenchImage], tag: dict[str, Any], *, oracle_number: bool = False,
              image_root: Path | None = None, match: list[Row] | None = None) -> tuple[Score, Score]:
     """(all images, ambiguous images) scores of one tagger configuration through the tag stage."""
+    return score(images, predict(images, tag, oracle_number=oracle_number, image_root=image_root, match=match))
+
+
+def predict(images: list[BenchImage], tag: dict[str, Any], *, oracle_number: bool = False,
+            image_root: Path | None = None, match: list[Row] | None = None) -> dict[int, set[Triplet]]:
+    """Each image's relations from one tagger configuration, through the tag stage."""
     cfg = RunConfig(tag=tag)
     inputs = {"ingest": [ingest_row(image) for image in images],
               "match": match if match is not None else match_rows(images, oracle_number)}
     out = run_tag(inputs, cfg, image_root=image_root if image_root is not None else Path("."))
-    predicted: dict[int, set[Triplet]] = {
-        row["image_id"]: {(r["predicate"], r["subject_id"], r["object_id"]) for r in row["relationships"]}
-        for row in out.rows
-    }
+    return {row["image_id"]: {(r["predicate"], r["subject_id"], r["object_id"]) for r in row["relationships"]}
+            for row in out.rows}
+
+
+def _interacting(image: BenchImage, category: str, negated: bool) -> set[tuple[int, int]]:
+    """The image's true pairs with a ``category`` object whose verb is (not) negated, whatever the verb."""
+    return {(s, o) for verb, s, o in image.truth
+            if image.boxes[o - 1][0] == category and is_negated(verb) == negated}
+
+
+def oracle_predictions(images: list[BenchImage], verb_blind: bool, twin_blind: bool) -> dict[int, set[Triplet]]:
+    """Answers built from the ground truth (see the module docstring): bounds, not tagger results."""
+    predicted: dict[int, set[Triplet]] = {}
+    for image in images:
+        found: set[Triplet] = set()
+        for relation, category in image.proposals:
+            pairs = (_interacting(image, category, is_negated(relation)) if verb_blind else
+                     {(s, o) for r, s, o in image.truth if r == relation and image.boxes[o - 1][0] == category})
+            if twin_blind:
+                pairs = {(ts, to) for s, o in pairs for ts in _twins(image, s) for to in _twins(image, o)}
+            found |= {(relation, s, o) for s, o in pairs}
+        predicted[image.image_id] = found
+    return predicted
+
+
+def _twins(image: BenchImage, box_id: int) -> list[int]:
+    """``box_id`` and the image's boxes of its class overlapping it by at least TWIN_IOU."""
+    category, box = image.boxes[box_id - 1]
+    return [i + 1 for i, (c, other) in enumerate(image.boxes)
+            if i + 1 == box_id or (c == category and _iou(box, other) >= TWIN_IOU)]
+
+
+def restrict_to_interacting(images: list[BenchImage], predicted: dict[int, set[Triplet]]) -> dict[int, set[Triplet]]:
+    """``predicted`` less the pairs the verb-blind oracle knows do not interact."""
+    known = oracle_predictions(images, verb_blind=True, twin_blind=False)
+    return {image_id: found & known.get(image_id, set()) for image_id, found in predicted.items()}
+
+
+def score(images: list[BenchImage], predicted: dict[int, set[Triplet]]) -> tuple[Score, Score]:
+    """(all images, ambiguous images) scores of predicted triplets."""
     everything, ambiguous = Score(), Score()
     for image in images:
         found = predicted.get(image.image_id, set())
@@ -266,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="R-Tagger / CLIP device")
     parser.add_argument("--clip-model", help="CLIP id or directory for --taggers clip (default ViT-B/32)")
     parser.add_argument("--max-images", type=int, help="only the first N images")
+    parser.add_argument("--oracle-ceilings", action="store_true",
+                        help="also print answers built from the ground truth that bound pixel-free taggers "
+                             "(verb-blind, twin-blind; labelled, not tagger results)")
     parser.add_argument("--twin-stats", action="store_true",
                         help="also print how many (verb, object box) slots have a same-class twin box, and how often "
                              "such slots are true")
@@ -310,11 +369,22 @@ def main(argv: list[str] | None = None) -> int:
                     tag.update(clip_model=args.clip_model, device=args.device)
                 if name == "rtagger":
                     tag.update(checkpoint=str(args.checkpoint), device=args.device)
-                everything, ambiguous = evaluate(images, tag, image_root=args.images, match=match)
+                predicted = predict(images, tag, image_root=args.images, match=match)
                 label = name + ("[oracle-number]" if oracle else "") + (f" η={eta:g}" if args.eta_sweep else "")
-                print(f"{label:<28} all {everything.line()}   ambiguous {ambiguous.line()}")
+                _print(label, *score(images, predicted))
+                if args.oracle_ceilings and not oracle:
+                    _print(label + "[∩verb-blind]", *score(images, restrict_to_interacting(images, predicted)))
+    if args.oracle_ceilings:
+        print("-- oracle ceilings: answers built from the ground truth (not tagger results) --")
+        for label, verb_blind, twin_blind in (("verb-blind", True, False), ("twin-blind", False, True),
+                                              ("verb+twin-blind", True, True)):
+            _print(f"oracle[{label}]", *score(images, oracle_predictions(images, verb_blind, twin_blind)))
     print(f"({time.perf_counter() - started:.1f} s)")
     return 0
+
+
+def _print(label: str, everything: Score, ambiguous: Score) -> None:
+    print(f"{label:<28} all {everything.line()}   ambiguous {ambiguous.line()}")
 
 
 if __name__ == "__main__":

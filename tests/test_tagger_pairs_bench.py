@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.tagger_pairs import evaluate, load_hicodet, main, match_rows, twin_statistics
+from bench.tagger_pairs import (evaluate, load_hicodet, main, match_rows, oracle_predictions, predict,
+                                restrict_to_interacting, score, twin_statistics)
 
 NO_CAPS = {"max_relations_per_image": None, "max_relations_per_proposal": None}
 
@@ -74,12 +75,34 @@ def test_scores_by_hand(tiny: Path) -> None:
 
 
 def test_command_line_prints_one_line_per_tagger(tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--annotations", str(tiny), "--taggers", "greedy-all,layout", "--oracle-number"]) == 0
+    assert main(["--annotations", str(tiny), "--taggers", "greedy-all,layout", "--oracle-number",
+                 "--oracle-ceilings"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("tiny.json: 2 images (1 ambiguous), 5 true triplets")
     rows = {line.split()[0]: line for line in lines if " all P " in line}
-    assert set(rows) == {"greedy-all", "layout", "layout[oracle-number]"}
+    assert set(rows) == {"greedy-all", "layout", "layout[oracle-number]", "greedy-all[∩verb-blind]",
+                         "layout[∩verb-blind]", "oracle[verb-blind]", "oracle[twin-blind]", "oracle[verb+twin-blind]"}
+    assert "all P 0.833 R 1.000 F1 0.909" in rows["oracle[verb-blind]"]
     assert "all P 0.833 R 1.000 F1 0.909" in rows["layout"] and "ambiguous P 0.750 R 1.000 F1 0.857" in rows["layout"]
+
+
+def test_oracle_ceilings(tiny: Path) -> None:
+    images = load_hicodet(tiny)
+    # Verb-blind: person B interacts with horse B, so "feed" goes there too, wrongly.
+    everything, _ = score(images, oracle_predictions(images, verb_blind=True, twin_blind=False))
+    assert (everything.tp, everything.fp, everything.fn) == (5, 1, 0)
+    # No same-class twins here: the twin-blind oracle is the answer itself.
+    everything, _ = score(images, oracle_predictions(images, verb_blind=False, twin_blind=True))
+    assert (everything.tp, everything.fp, everything.fn) == (5, 0, 0)
+    # A horse twin (IoU 0.5 with horse A): the twin-blind oracle takes it too, for every verb of horse A.
+    images[1].boxes.append(("horse", [10.0, 30.0, 50.0, 45.0]))
+    twin = len(images[1].boxes)
+    found = oracle_predictions(images, verb_blind=False, twin_blind=True)[2]
+    assert {("ride", 1, twin), ("feed", 1, twin)} <= found and ("ride", 3, twin) not in found
+    # Restricting a tagger's pairs to interacting ones drops only pairs that interact with nothing.
+    predicted = {1: {("ride", 1, 2)}, 2: {("ride", 1, 2), ("ride", 1, 4), ("feed", 3, 4)}}
+    assert restrict_to_interacting(images, predicted) == {1: {("ride", 1, 2)}, 2: {("ride", 1, 2), ("feed", 3, 4)}}
+    assert predict(images[:1], {"tagger": "layout"}) == {1: {("ride", 1, 2), ("hold", 1, 2)}}
 
 
 def test_rtagger_needs_images_and_a_checkpoint(tiny: Path) -> None:
@@ -99,6 +122,9 @@ def test_reference_figures_on_the_dev_file(shared_data: Path) -> None:
         assert (round(everything.f1, 3), round(ambiguous.f1, 3)) == (f1_all, f1_ambiguous), tagger
     everything, _ = evaluate(images, {"tagger": "greedy-all", "require_overlap": True, **NO_CAPS}, match=match)
     assert round(everything.f1, 3) == 0.516
+    # The default tagger's figures as the README reports them (no caps).
+    everything, ambiguous = evaluate(images, {"tagger": "layout", **NO_CAPS}, match=match)
+    assert (round(everything.precision, 3), round(everything.f1, 3), round(ambiguous.f1, 3)) == (0.674, 0.639, 0.520)
 
 
 @pytest.mark.slow
