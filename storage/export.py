@@ -35,7 +35,7 @@ export writes that map next to the JSON (``image_id_to_filepath.json``, paths
 relative to the run's image root) whenever the run holds Objects365 images. A
 dataset of another name is written under its own name (the official reader has
 no folder for it). The file is written entry by entry, so memory stays bounded
-by one shard part.
+by one shard part (plus, for Objects365, the id -> path map: ~100 bytes an image).
 """
 
 from __future__ import annotations
