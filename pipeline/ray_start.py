@@ -54,7 +54,9 @@ def _init(address: str | None, workers: int) -> None:
     if address:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     else:
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+        # address="local": always a private instance. Without it ray.init joins any cluster a
+        # `ray start` left on this machine, and then refuses num_cpus.
+        ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}})
 
 
@@ -67,6 +69,7 @@ def _explain(exc: BaseException, address: str | None) -> str:
     if address:
         return (f"could not join the Ray cluster at --ray-address {address} ({_first_line(exc)}); check that its "
                 "head is running and, if it uses token authentication, that RAY_AUTH_TOKEN is set here")
-    return (f"the local Ray instance did not start after {LOCAL_START_ATTEMPTS} attempts ({_first_line(exc)}); "
-            "the machine may be overloaded: try again when it is quieter, use fewer --workers, "
-            "or run with --executor local")
+    reason = _first_line(exc)
+    advice = ("the machine may be overloaded: try again when it is quieter, use fewer --workers, or run with "
+              "--executor local") if "timed out" in reason.lower() else "or run with --executor local"
+    return f"the local Ray instance did not start after {LOCAL_START_ATTEMPTS} attempts ({reason}); {advice}"

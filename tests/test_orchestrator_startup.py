@@ -170,3 +170,13 @@ def test_a_ray_that_cannot_start_is_one_line_before_any_prefect_server(tmp_path:
                  "--output", str(tmp_path), "--run", "noray"])
     err = capsys.readouterr().err.strip()
     assert code == 1 and err.count("\n") == 0 and "did not start after 2 attempts" in err, err
+
+
+def test_a_local_start_never_joins_a_cluster_left_on_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without an address Ray would join any `ray start` cluster here, then refuse num_cpus."""
+    seen: dict = {}
+    fake = _FakeRay(failures=0)
+    fake.init = lambda **kwargs: seen.update(kwargs)  # type: ignore[method-assign]
+    monkeypatch.setitem(__import__("sys").modules, "ray", fake)
+    ray_start.start_ray(None, workers=3)
+    assert seen["address"] == "local" and seen["num_cpus"] == 3
