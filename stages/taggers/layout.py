@@ -107,7 +107,8 @@ def _partners(side: EntityNumber, other: EntityNumber, unknown_other: int | None
             return None  # "people around a table": any number of them, one table
         return 1  # both plural and uncounted: pair them off
     if side.number is None and other.number != "plural":
-        # Number unknown: one subject per object, but a subject may have several objects.
+        # This side's number unknown, the other's not plural: one subject per object, but a subject may
+        # have several objects. With neither number known, PairBudget.mutual_best narrows this further.
         return unknown_other
     return 1
 
