@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print(label: str, everything: Score, ambiguous: Score) -> None:
-    print(f"{label:<28} all {everything.line()}   ambiguous {ambiguous.line()}")
+    print(f"{label:<32} all {everything.line()}   ambiguous {ambiguous.line()}")
 
 
 if __name__ == "__main__":
