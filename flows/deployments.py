@@ -13,7 +13,8 @@ no new run is started, the current run gets ``stop_grace_s`` seconds to finish,
 then its process group is stopped (committed parts are kept, the next run resumes
 from them) and the run is marked Cancelled with the reason; its run lock is
 released and the process exits 0. Prefect's own handler instead exits at once,
-killing the run mid-way and leaving it "Running" in the UI forever.
+killing the run mid-way and leaving it "Running" in the UI forever. A first Ctrl-C
+does the same; a second one stops at once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +41,7 @@ DEFAULT_STOP_GRACE_S = 5.0
 KILL_GRACE_S = 3.0
 # How long the runner gets to record the stopped process's exit before we set the final state.
 STATE_SETTLE_S = 5.0
-SIGTERM_MESSAGE = "relfactory deploy received SIGTERM; committed parts are kept and the next run resumes from them"
+STOPPED_MESSAGE = "relfactory deploy received {signal}; committed parts are kept and the next run resumes from them"
 
 
 def make_schedule(cron: str | None = None, interval_s: float | None = None) -> Schedule:
@@ -68,7 +71,7 @@ def build_deployment(cfg: RunConfig, cron: str | None = None, name: str = "relfa
 
 
 class _GracefulRunner(Runner):
-    """A Runner that turns SIGTERM into an orderly shutdown on its own event loop.
+    """A Runner that turns SIGTERM (and a first Ctrl-C) into an orderly shutdown on its own event loop.
 
     Prefect's handler calls the blocking ``stop()`` from inside the signal handler
     (on the thread that runs the runner's loop) and then ``sys.exit``: the flow
@@ -80,14 +83,22 @@ class _GracefulRunner(Runner):
         self.stop_grace_s = stop_grace_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._shutdown: asyncio.Task | None = None
+        self._stop_signal = ""  # the signal that started the shutdown
 
     async def start(self, run_once: bool = False, webserver: bool | None = None) -> None:
         self._loop = asyncio.get_running_loop()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self.handle_sigterm)  # super().start() installs it for SIGTERM
         await super().start(run_once=run_once, webserver=webserver)
 
-    def handle_sigterm(self, *args: Any, **kwargs: Any) -> None:
+    def handle_sigterm(self, signum: int = signal.SIGTERM, frame: Any = None) -> None:
         # Runs in the signal handler: only hand the work to the loop.
-        if self._loop is not None and self._shutdown is None:
+        if self._stop_signal:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt  # a second Ctrl-C: stop at once, as Ctrl-C usually does
+            return
+        self._stop_signal = signal.Signals(signum).name
+        if self._loop is not None:
             self._loop.call_soon_threadsafe(self._begin_shutdown)
 
     def _begin_shutdown(self) -> None:
@@ -95,7 +106,8 @@ class _GracefulRunner(Runner):
             self._shutdown = asyncio.ensure_future(self._graceful_stop())
 
     async def _graceful_stop(self) -> None:
-        print(f"SIGTERM: no new runs; a run in progress gets {self.stop_grace_s:g} s to finish", flush=True)
+        print(f"{self._stop_signal}: no new runs; a run in progress gets {self.stop_grace_s:g} s to finish",
+              flush=True)
         poller = getattr(self, "_scheduled_run_poller", None)
         if poller is not None:
             poller.stopping = True
@@ -111,7 +123,7 @@ class _GracefulRunner(Runner):
     async def _abandon(self, flow_run_id: Any) -> None:
         from prefect.states import Cancelled
 
-        print(f"SIGTERM: stopping flow run {flow_run_id}", flush=True)
+        print(f"{self._stop_signal}: stopping flow run {flow_run_id}", flush=True)
         try:
             await self._process_manager.kill(flow_run_id, grace_seconds=KILL_GRACE_S)
         except ProcessLookupError:
@@ -129,7 +141,7 @@ class _GracefulRunner(Runner):
                 break
             await asyncio.sleep(0.2)
         try:
-            await self._client.set_flow_run_state(flow_run_id, Cancelled(message=SIGTERM_MESSAGE), force=True)
+            await self._client.set_flow_run_state(flow_run_id, Cancelled(message=STOPPED_MESSAGE.format(signal=self._stop_signal)), force=True)
         except Exception as exc:  # the API may be going down too; the run is stopped either way
             log.warning("could not mark flow run %s cancelled: %s", flow_run_id, exc)
 
