@@ -13,7 +13,7 @@ from stages.match import run_match
 from stages.tag import run_tag
 from stages.taggers import ScoredRelation, Tagger, TaggerResult
 from stages.taggers.geometry import affinity, box_iou, salience, scaled_distance, spatial_agreement
-from stages.taggers.layout import CHOSEN_FLOOR
+from stages.taggers.layout import CHOSEN_FLOOR, is_negated
 
 ROOT = Path("/nonexistent-image-root")
 Box = tuple[float, float, float, float]
@@ -135,6 +135,14 @@ def test_unknown_number_takes_mutual_best_pairs_and_keeps_the_rest_as_runners_up
     runners_up = {pair: value for pair, value in confidence.items() if pair not in {(1, 5), (2, 7)}}
     assert max(runners_up, key=runners_up.get) == (1, 6)
     assert all(value <= CHOSEN_FLOOR for value in runners_up.values())
+
+
+@pytest.mark.parametrize(("relation", "negated"), [
+    ("no interaction", True), ("not hold", True), ("isn't holding", True), ("walk without", True),
+    ("hold", False), ("sit on", False), ("knot", False), ("note", False),
+])
+def test_is_negated(relation: str, negated: bool) -> None:
+    assert is_negated(relation) is negated
 
 
 def test_a_negated_relation_goes_to_every_pair() -> None:
