@@ -22,7 +22,7 @@ from pipeline.config import ConfigError, RunConfig, format_field_errors
 from pipeline.contracts import ErrorRow, Row, StageError, StageOutput
 from pipeline.datasets import scan_dataset
 from pipeline.faults import maybe_fault
-from pipeline.large_inputs import call_isolated, ingest_isolated, is_large
+from pipeline.large_inputs import call_isolated, captions_are_large, ingest_isolated
 from pipeline.keys import compute_keys, stage_config
 from pipeline.reuse import adopt_ingest, adopt_parts
 from pipeline.row_guard import ENCODING_ERRORS, set_aside_unencodable
@@ -68,8 +68,13 @@ def store_for(cfg: RunConfig, stage: str, key: str) -> StageStore:
                       row_group_size=cfg.shard.row_group_size)
 
 
-def validate_resources(cfg: RunConfig) -> None:
-    """Fail before any work on inputs that would make every part fail the same way."""
+def validate_resources(cfg: RunConfig, keys: dict[str, str] | None = None) -> None:
+    """Fail before any work on inputs that would make every part fail the same way.
+
+    With ``keys``, a captions file whose caption stage is already complete under its key
+    (which hashes the file) is not read again: it was accepted then, and no caption part
+    will read it now. Reading 5 M captions was most of a million-image re-plan.
+    """
     from stages.vocab import matcher_for
 
     matcher_for(cfg.match, cfg.dataset.kind)  # a malformed synonyms file raises ConfigError here
@@ -77,10 +82,20 @@ def validate_resources(cfg: RunConfig) -> None:
         raise ConfigError(format_field_errors([("tag.checkpoint", f"file not found: {cfg.tag.checkpoint}")]))
     if cfg.caption.backend == "oracle" and cfg.caption.captions_file is not None:
         captions = Path(cfg.caption.captions_file)
-        if is_large(captions):
+        if keys is not None and _stage_complete(cfg, "caption", keys["caption"]):
+            return
+        if captions_are_large(captions):
             call_isolated(_check_captions_file, captions, cfg.caption.n_captions)  # not kept in the driver
         else:
             _check_captions_file(captions, cfg.caption.n_captions)
+
+
+def _stage_complete(cfg: RunConfig, stage: str, key: str) -> bool:
+    """The stage's _SUCCESS names this key (every part was committed under it)."""
+    try:
+        return json.loads(store_for(cfg, stage, key).success_file.read_text()).get("key") == key
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _check_captions_file(path: Path, n_captions: int) -> None:
@@ -105,8 +120,8 @@ def _check_captions_file(path: Path, n_captions: int) -> None:
 
 
 def plan_run(cfg: RunConfig) -> RunPlan:
-    validate_resources(cfg)
-    keys = compute_keys(cfg)
+    keys = compute_keys(cfg)  # only hashes files: a missing or malformed one is refused just below
+    validate_resources(cfg, keys)
     ingest = store_for(cfg, "ingest", keys["ingest"])
     stats_file = ingest.dir / "_STATS.json"
     todo: dict[str, list[int]] = {"ingest": []}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pipeline.large_inputs
+from pipeline.datasets import DEMO_DIR
 from pipeline.runner import plan_run
 from tests.reliability.helpers import demo_cfg, part_files
 
@@ -30,9 +32,26 @@ def test_a_large_bad_captions_file_is_refused_from_the_child(tmp_path, monkeypat
 
     from pipeline.config import ConfigError
 
-    monkeypatch.setattr(pipeline.large_inputs, "ISOLATE_BYTES", -1)
+    monkeypatch.setattr(pipeline.large_inputs, "CAPTIONS_ISOLATE_BYTES", -1)
     bad = tmp_path / "captions.json"
     bad.write_text('{"annotations": "no list"}')
     cfg = demo_cfg(tmp_path / "c", name="bad", caption={"captions_file": str(bad)})
     with pytest.raises(ConfigError, match="caption.captions_file"):
         plan_run(cfg)
+
+
+def test_a_complete_caption_stage_is_not_checked_again_and_a_new_file_is(tmp_path, monkeypatch):
+    import pipeline.runner
+    from pipeline.label import run_label
+
+    captions = tmp_path / "captions.json"
+    captions.write_bytes(Path(DEMO_DIR / "captions.json").read_bytes())
+    cfg = demo_cfg(tmp_path / "d", name="checked", caption={"captions_file": str(captions)})
+    run_label(cfg)
+    checked = []
+    monkeypatch.setattr(pipeline.runner, "_check_captions_file", lambda path, n: checked.append(path))
+    plan_run(cfg)
+    assert checked == []  # its key hashes the file, and the stage is complete under that key
+    captions.write_text(captions.read_text().replace("a ", "the ", 1))
+    plan_run(cfg)
+    assert checked == [captions]
