@@ -113,12 +113,17 @@ class _GracefulRunner(Runner):
             poller.stopping = True
         processes = self._process_manager
         deadline = asyncio.get_running_loop().time() + self.stop_grace_s
-        for flow_run_id in processes.flow_run_ids():
-            remaining = max(0.0, deadline - asyncio.get_running_loop().time())
-            if await processes.wait_for_exit(flow_run_id, grace_seconds=remaining):
-                continue
-            await self._abandon(flow_run_id)
-        await self.astop()
+        try:
+            for flow_run_id in processes.flow_run_ids():
+                remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+                if await processes.wait_for_exit(flow_run_id, grace_seconds=remaining):
+                    continue
+                try:
+                    await self._abandon(flow_run_id)
+                except Exception as exc:  # e.g. the API went down first: still stop, and say so
+                    log.warning("while stopping flow run %s: %s", flow_run_id, exc)
+        finally:
+            await self.astop()  # whatever happened above, the process must not keep serving
 
     async def _abandon(self, flow_run_id: Any) -> None:
         from prefect.states import Cancelled
@@ -140,10 +145,8 @@ class _GracefulRunner(Runner):
             if state is not None and state.is_final():
                 break
             await asyncio.sleep(0.2)
-        try:
-            await self._client.set_flow_run_state(flow_run_id, Cancelled(message=STOPPED_MESSAGE.format(signal=self._stop_signal)), force=True)
-        except Exception as exc:  # the API may be going down too; the run is stopped either way
-            log.warning("could not mark flow run %s cancelled: %s", flow_run_id, exc)
+        cancelled = Cancelled(message=STOPPED_MESSAGE.format(signal=self._stop_signal))
+        await self._client.set_flow_run_state(flow_run_id, cancelled, force=True)
 
 
 def release_abandoned_lock(run_dir: Path) -> bool:

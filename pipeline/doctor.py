@@ -281,7 +281,8 @@ def check_captioner(backend: str, model_id: str, cache_dir: Path | None = None) 
 
     cache = cache_dir or HF_HUB_CACHE
     config = try_to_load_from_cache(model_id, "config.json", cache_dir=cache)
-    weights = [name for name in _WEIGHT_FILES if isinstance(try_to_load_from_cache(model_id, name, cache_dir=cache), str)]
+    weights = [name for name in _WEIGHT_FILES
+               if isinstance(try_to_load_from_cache(model_id, name, cache_dir=cache), str)]
     if isinstance(config, str) and weights:
         return Check("captioner", OK, f"{model_id} in the Hugging Face cache ({cache})")
     return Check("captioner", FAIL, f"{model_id} is not in the Hugging Face cache ({cache})",

@@ -39,10 +39,12 @@ def test_scheduled_run_of_the_demo_completes_on_a_real_server(real_prefect_serve
 
     manifest = json.loads((tmp_path / "runs" / "demo" / "manifest.json").read_text())
     assert manifest["stages"]["shard"]["state"] == "complete"
-    shard_rows = sum(pq.read_metadata(f).num_rows for f in (tmp_path / "runs" / "demo" / "shard").glob("part-*.parquet"))
+    shard_parts = (tmp_path / "runs" / "demo" / "shard").glob("part-*.parquet")
+    shard_rows = sum(pq.read_metadata(f).num_rows for f in shard_parts)
     assert shard_rows == 6  # the six demo photos
     log = log_path.read_text(errors="replace")
     assert exit_code == 0 and "SIGINT: no new runs" in log, log[-3000:]
     assert not (tmp_path / "runs" / "demo" / ".lock").exists()
     # The 2.1 breakage showed only here: the scheduler service logged the same error every loop.
-    assert not server.scheduler_errors(), "scheduler errors in the server log:\n" + "\n".join(server.scheduler_errors()[-3:])
+    errors = server.scheduler_errors()
+    assert not errors, "scheduler errors in the server log:\n" + "\n".join(errors[-3:])
