@@ -192,7 +192,8 @@ def read_deployment_states(api_url: str) -> list[DeploymentState]:
             states.append(DeploymentState(
                 name=f"{flow.name}/{deployment.name}",
                 scheduled=not deployment.paused and any(s.active for s in deployment.schedules),
-                updated=deployment.updated or deployment.created,
+                # Never-dated deployments count as new: judged on the next doctor run, not failed now.
+                updated=deployment.updated or deployment.created or datetime.datetime.now(datetime.timezone.utc),
                 auto_scheduled_runs=sum(1 for r in runs if r.auto_scheduled),
                 served=str(getattr(deployment.status, "value", deployment.status)).upper() == "READY",
             ))
