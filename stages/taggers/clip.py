@@ -29,16 +29,10 @@ from pipeline.config import TagConfig
 from pipeline.contracts import ErrorRow, Row
 from pipeline.images import BadImage, load_image
 from stages.taggers.base import ScoredRelation, Tagger, TaggerResult, boxes_by_id
+from stages.taggers.geometry import box_iou
 
 RELATION_PROMPT = "a photo of {subject} {relation} {object}"
 PAIR_PROMPT = "a photo of {subject} and {object}"
-
-
-def boxes_overlap(a: Row, b: Row) -> bool:
-    """Whether two x, y, w, h boxes share a region of positive area (IoU > 0)."""
-    ix = min(a["x"] + a["w"], b["x"] + b["w"]) - max(a["x"], b["x"])
-    iy = min(a["y"] + a["h"], b["y"] + b["h"]) - max(a["y"], b["y"])
-    return ix > 0 and iy > 0
 
 
 def relation_probability(encoder: ClipEncoder, crops: torch.Tensor, relation_texts: list[str],
@@ -75,7 +69,7 @@ class ClipTagger(Tagger):
                                               f"pair {unknown[0]} names a box not among the image's objects"))
                 continue
             if self.require_overlap:
-                pairs = [p for p in pairs if boxes_overlap(objects[p[0]], objects[p[1]])]
+                pairs = [p for p in pairs if box_iou(objects[p[0]], objects[p[1]]) > 0.0]
             texts = sorted({text for chunk in image_chunks for text in chunk["relation_texts"]})
             if not pairs or not texts:
                 continue
