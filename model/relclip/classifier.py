@@ -59,11 +59,14 @@ class TextTables:
         classes, preds = list(entity_classes), list(predicates)
         c, r = len(classes), len(preds)
         if mode == "dual":
-            sp = encoder.encode_texts([SUBJECT_PREDICATE.format(subject=s, predicate=p) for s in classes for p in preds])
-            po = encoder.encode_texts([PREDICATE_OBJECT.format(predicate=p, object=o) for o in classes for p in preds])
+            sp = encoder.encode_texts([SUBJECT_PREDICATE.format(subject=s, predicate=p)
+                                       for s in classes for p in preds])
+            po = encoder.encode_texts([PREDICATE_OBJECT.format(predicate=p, object=o)
+                                       for o in classes for p in preds])
             return cls(mode, subject_predicate=sp.reshape(c, r, -1), predicate_object=po.reshape(c, r, -1))
         if mode == "triple":
-            pairs = sorted(set(class_pairs)) if class_pairs is not None else [(s, o) for s in range(c) for o in range(c)]
+            pairs = (sorted(set(class_pairs)) if class_pairs is not None
+                     else [(s, o) for s in range(c) for o in range(c)])
             texts = [TRIPLE.format(subject=classes[s], predicate=p, object=classes[o]) for s, o in pairs for p in preds]
             index = torch.full((c, c), -1, dtype=torch.long)
             for row, (s, o) in enumerate(pairs):
@@ -195,8 +198,10 @@ def embed_samples(encoder: ClipEncoder, samples: Sequence[RelationSample], predi
                   entities: Sequence[str] | None = None) -> RelationSet:
     """Frozen CLIP features of ``samples`` over the given (default: their own, sorted) vocabularies."""
     preds = list(predicates) if predicates is not None else sorted({s.predicate for s in samples})
-    ents = list(entities) if entities is not None else sorted({s.subject for s in samples} | {s.object for s in samples})
-    targets = torch.tensor([preds.index(s.predicate) for s in samples], dtype=torch.long)
+    ents = (list(entities) if entities is not None
+            else sorted({s.subject for s in samples} | {s.object for s in samples}))
+    index = {p: i for i, p in enumerate(preds)}
+    targets = torch.tensor([index[s.predicate] for s in samples], dtype=torch.long)
     return RelationSet(extract_features(encoder, samples, ents), targets, pair_truth(samples, preds), preds, ents)
 
 
