@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from PIL import Image
 from torch import Tensor
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
+# Prompts are built from class names and relation texts, so a long tagging run
+# meets millions of distinct ones; 100k cached 512-d vectors is ~200 MB.
+MAX_CACHED_TEXTS = 100_000
 Box = tuple[float, float, float, float]
 
 
@@ -37,14 +41,16 @@ def resolve_device(device: str) -> str:
 
 
 class ClipEncoder:
-    """L2-normalised CLIP embeddings of images and texts; texts are cached per encoder."""
+    """L2-normalised CLIP embeddings of images and texts; recent texts are cached (least recently used out)."""
 
-    def __init__(self, model: Any, processor: Any, device: str = "cpu") -> None:
+    def __init__(self, model: Any, processor: Any, device: str = "cpu", max_cached_texts: int = MAX_CACHED_TEXTS
+                 ) -> None:
         self.model = model.to(device).eval()
         self.image_processor = processor.image_processor
         self.tokenizer = processor.tokenizer
         self.device = device
-        self._text_cache: dict[str, Tensor] = {}
+        self.max_cached_texts = max_cached_texts
+        self._text_cache: OrderedDict[str, Tensor] = OrderedDict()
 
     @property
     def dim(self) -> int:
@@ -67,18 +73,25 @@ class ClipEncoder:
 
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> Tensor:
-        """``(T, D)`` float32 CPU embeddings; each distinct text is encoded once per encoder."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
+        """``(T, D)`` float32 CPU embeddings; a text seen recently is not encoded again."""
+        wanted = list(dict.fromkeys(texts))
+        found = {t: self._text_cache[t] for t in wanted if t in self._text_cache}
+        missing = [t for t in wanted if t not in found]
         for start in range(0, len(missing), batch_size):
             batch = missing[start:start + batch_size]
             tokens = self.tokenizer(batch, padding=True, truncation=True,
                                     max_length=self.model.config.text_config.max_position_embeddings,
                                     return_tensors="pt").to(self.device)
             out = F.normalize(_pooled(self.model.get_text_features(**tokens)).float(), dim=-1).cpu()
-            self._text_cache.update(zip(batch, out))
+            found.update(zip(batch, out))
+        for text in wanted:
+            self._text_cache[text] = found[text]
+            self._text_cache.move_to_end(text)
+        while len(self._text_cache) > self.max_cached_texts:
+            self._text_cache.popitem(last=False)
         if not texts:
             return torch.zeros((0, self.dim))
-        return torch.stack([self._text_cache[t] for t in texts])
+        return torch.stack([found[t] for t in texts])
 
 
 def _pooled(output: Any) -> Tensor:

@@ -127,3 +127,15 @@ def test_the_clip_tag_stage_asks_ray_for_a_gpu() -> None:
 
     assert STAGES["tag"].wants_gpu(RunConfig(tag={"tagger": "clip"}))
     assert not STAGES["tag"].wants_gpu(RunConfig(tag={"tagger": "greedy"}))
+
+
+def test_text_cache_is_bounded_and_answers_stay_the_same(clip_dir: Path) -> None:
+    from model.relclip.clip_encoder import ClipEncoder
+    from model.relclip.tiny import build_tiny_clip
+
+    model, processor = build_tiny_clip()
+    encoder = ClipEncoder(model, processor, "cpu", max_cached_texts=2)
+    first = encoder.encode_texts(["a", "b", "c"])
+    assert list(encoder._text_cache) == ["b", "c"]
+    assert torch.allclose(encoder.encode_texts(["c", "a"]), first[[2, 0]])
+    assert list(encoder._text_cache) == ["c", "a"]
