@@ -65,19 +65,24 @@ def _vocabulary(mapping: dict[str, str]) -> list[str]:
 
 
 def read_vg_sgg(folder: Path | str, split: Split = "test", *, filter_empty_rels: bool = True,
-                max_images: int | None = None, box_key: str = f"boxes_{BOX_SCALE}") -> VGSceneGraphs:
-    """The ``split`` of the VG-SGG files in ``folder`` (layout in the module docstring)."""
+                max_images: int | None = None, box_key: str = f"boxes_{BOX_SCALE}", h5_file: str = H5_FILE,
+                dicts_file: str = DICTS_FILE) -> VGSceneGraphs:
+    """The ``split`` of the VG-SGG files in ``folder`` (layout in the module docstring).
+
+    ``h5_file``/``dicts_file`` name other files of the same layout (``VG-SGG.h5``,
+    ``VG-SGG-dicts.json`` of the release without attributes).
+    """
     import h5py
 
     folder = Path(folder)
-    dicts = json.loads((folder / DICTS_FILE).read_text())
+    dicts = json.loads((folder / dicts_file).read_text())
     vocab = VGSceneGraphs(_vocabulary(dicts["idx_to_label"]), _vocabulary(dicts["idx_to_predicate"]))
     image_data = [e for e in json.loads((folder / IMAGE_DATA_FILE).read_text())
                   if int(e["image_id"]) not in CORRUPTED_IMAGES]
-    with h5py.File(folder / H5_FILE, "r") as h5:
+    with h5py.File(folder / h5_file, "r") as h5:
         data_split = h5["split"][:]
         if len(data_split) != len(image_data):
-            raise ValueError(f"{H5_FILE} has {len(data_split)} images, {IMAGE_DATA_FILE} {len(image_data)} "
+            raise ValueError(f"{h5_file} has {len(data_split)} images, {IMAGE_DATA_FILE} {len(image_data)} "
                              f"(after dropping the {len(CORRUPTED_IMAGES)} corrupted ones): mismatched files")
         first_box, last_box = h5["img_to_first_box"][:], h5["img_to_last_box"][:]
         first_rel, last_rel = h5["img_to_first_rel"][:], h5["img_to_last_rel"][:]
