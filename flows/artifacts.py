@@ -66,7 +66,7 @@ def publish_run_artifacts(cfg: RunConfig, manifest: dict[str, Any], summaries: l
     """Create the run's artifacts in the current Prefect flow run; returns {key: artifact id}."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    report = _write_report(cfg) if write_report else None
+    report = _report_for(cfg, manifest) if write_report else None
     created: dict[str, str] = {}
     try:
         for stage, info in (manifest.get("stages") or {}).items():
@@ -80,6 +80,23 @@ def publish_run_artifacts(cfg: RunConfig, manifest: dict[str, Any], summaries: l
     except Exception as exc:  # noqa: BLE001 - artifacts are a view of a finished run, never a reason to fail it
         log.warning("could not publish the Prefect artifacts of run %s: %s", cfg.name, exc)
     return created
+
+
+# The report reads every committed row: at a million images that is ~0.9 GB the flow
+# process would keep for its lifetime (bench/scale.py), so large runs write it in a child.
+REPORT_IN_CHILD_IMAGES = 50_000
+
+
+def _report_for(cfg: RunConfig, manifest: dict[str, Any]) -> Path | None:
+    if (manifest.get("ingest") or {}).get("images", 0) <= REPORT_IN_CHILD_IMAGES:
+        return _write_report(cfg)
+    from pipeline.large_inputs import call_isolated
+
+    try:
+        return call_isolated(_write_report, cfg)
+    except Exception as exc:  # noqa: BLE001 - a by-product, like _write_report's own failures
+        log.warning("could not write the report of run %s: %s", cfg.name, exc)
+        return None
 
 
 def _write_report(cfg: RunConfig) -> Path | None:

@@ -55,3 +55,14 @@ def test_a_complete_caption_stage_is_not_checked_again_and_a_new_file_is(tmp_pat
     captions.write_text(captions.read_text().replace("a ", "the ", 1))
     plan_run(cfg)
     assert checked == [captions]
+
+
+def test_a_large_runs_report_is_written_by_a_child(tmp_path, monkeypatch):
+    import flows.artifacts
+    from pipeline.label import run_label
+
+    cfg = demo_cfg(tmp_path / "r", name="reported")
+    _, manifest = run_label(cfg)
+    monkeypatch.setattr(flows.artifacts, "REPORT_IN_CHILD_IMAGES", 0)
+    report = flows.artifacts._report_for(cfg, manifest)
+    assert report is not None and report.is_file() and "<html" in report.read_text()[:500].lower()
