@@ -70,6 +70,8 @@ def main() -> int:
             run, images = args.run, args.images or 8
         elif args.coco is not None:
             run, images = label_coco(args.coco, work / "runs"), args.images or 8
+            # The run's manifest keeps no absolute path outside the output folder.
+            args.image_root = args.image_root or args.coco / "train2017"
         else:
             from tests.train.shards import label_demo
 

@@ -82,7 +82,9 @@ def test_tiny_model_learns_real_coco_images_labelled_by_the_pipeline(shared_data
 
     torch.set_num_threads(2)
     run = label_coco(shared_data / "coco-mini", tmp_path / "runs")
-    report = overfit_check(run, tmp_path / "train", images=8, steps=240)
+    # The manifest keeps no absolute paths outside the output: say where the images are.
+    report = overfit_check(run, tmp_path / "train", images=8, steps=240,
+                           image_root=shared_data / "coco-mini" / "train2017")
     print(report.format())
     at10 = report.recall_at(10)
     assert report.final("loss_entity_ce") < 0.1, report.format()
