@@ -68,6 +68,11 @@ def store_for(cfg: RunConfig, stage: str, key: str) -> StageStore:
                       row_group_size=cfg.shard.row_group_size)
 
 
+# Caption keys (which hash the captions file) whose file this process already accepted: the
+# Prefect flow plans again right after the CLI did, and at 5 M captions a check costs minutes.
+_CHECKED_CAPTION_KEYS: set[str] = set()
+
+
 def validate_resources(cfg: RunConfig, keys: dict[str, str] | None = None) -> None:
     """Fail before any work on inputs that would make every part fail the same way.
 
@@ -82,12 +87,15 @@ def validate_resources(cfg: RunConfig, keys: dict[str, str] | None = None) -> No
         raise ConfigError(format_field_errors([("tag.checkpoint", f"file not found: {cfg.tag.checkpoint}")]))
     if cfg.caption.backend == "oracle" and cfg.caption.captions_file is not None:
         captions = Path(cfg.caption.captions_file)
-        if keys is not None and _stage_complete(cfg, "caption", keys["caption"]):
+        if keys is not None and (keys["caption"] in _CHECKED_CAPTION_KEYS
+                                 or _stage_complete(cfg, "caption", keys["caption"])):
             return
         if captions_are_large(captions):
             call_isolated(_check_captions_file, captions, cfg.caption.n_captions)  # not kept in the driver
         else:
             _check_captions_file(captions, cfg.caption.n_captions)
+        if keys is not None:
+            _CHECKED_CAPTION_KEYS.add(keys["caption"])
 
 
 def _stage_complete(cfg: RunConfig, stage: str, key: str) -> bool:
