@@ -68,7 +68,7 @@ def test_overfit_command_prints_the_check_and_writes_json(tmp_path: Path, capsys
 def test_tiny_model_learns_the_demo(tmp_path: Path) -> None:
     torch.set_num_threads(2)
     run = label_demo(tmp_path / "labelled")
-    report = overfit_check(run, tmp_path / "train", images=6, steps=200)
+    report = overfit_check(run, tmp_path / "train", images=6, steps=300)
     print(report.format())
     at10 = report.recall_at(10)
     assert at10.total >= 15  # every demo image with relations
@@ -83,7 +83,7 @@ def test_tiny_model_learns_real_coco_images_labelled_by_the_pipeline(shared_data
     torch.set_num_threads(2)
     run = label_coco(shared_data / "coco-mini", tmp_path / "runs")
     # The manifest keeps no absolute paths outside the output: say where the images are.
-    report = overfit_check(run, tmp_path / "train", images=8, steps=240,
+    report = overfit_check(run, tmp_path / "train", images=8, steps=300,
                            image_root=shared_data / "coco-mini" / "train2017")
     print(report.format())
     at10 = report.recall_at(10)
