@@ -33,10 +33,6 @@ def _sources(args: argparse.Namespace) -> list[dict[str, Any]]:
         spec: dict[str, Any] = {"kind": "shards", "path": run}
         if images:
             spec["images"] = images[i if len(images) > 1 else 0]
-        else:
-            from stages.train.sources import run_image_root
-
-            run_image_root(Path(run))  # a run made elsewhere fails here, naming --images, before any flow starts
         if args.eta is not None:
             spec["eta"] = args.eta
         sources.append(spec)
@@ -80,7 +76,14 @@ def build_train_config(args: argparse.Namespace) -> Any:
         data["resume"] = False
     if "sources" not in data:
         raise ConfigError("nothing to train on: give --shards, --vg, --pseudo-json, --hico/--vcoco or a --config")
-    return load_train_config(data)
+    cfg = load_train_config(data)
+    # Arguments are checked first; then a run made elsewhere fails here, naming --images, before any flow starts.
+    from stages.train.sources import run_image_root
+
+    for spec in sources:
+        if spec["kind"] == "shards" and "images" not in spec:
+            run_image_root(Path(spec["path"]))
+    return cfg
 
 
 def cmd_train(args: argparse.Namespace) -> int:
