@@ -40,11 +40,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import TagConfig
-from pipeline.contracts import ErrorRow, Row
+from pipeline.contracts import Row
 from stages.entity_number import EntityNumber
-from stages.taggers.base import ScoredRelation, Tagger, TaggerResult, boxes_by_id
+from stages.taggers.base import ScoredRelation, Tagger, TaggerResult
 from stages.taggers.geometry import affinity, area, box_iou, salience, spatial_agreement
-from stages.taggers.proposals import Pair, Proposal, image_proposals
+from stages.taggers.proposals import Pair, Proposal, proposals_per_image
 
 # Confidence that separates chosen pairs (above) from runners-up (at or below).
 CHOSEN_FLOOR = 0.2
@@ -122,21 +122,10 @@ class LayoutTagger(Tagger):
 
     def tag(self, chunks: list[Row], images: dict[int, Row], image_root: Path) -> TaggerResult:
         result = TaggerResult()
-        by_image: dict[int, list[Row]] = defaultdict(list)
-        for chunk in chunks:
-            by_image[chunk["image_id"]].append(chunk)
-        for image_id, image_chunks in by_image.items():
-            image = images[image_id]
-            boxes = boxes_by_id(image)
-            proposals = image_proposals(image_chunks)
-            missing = {i for p in proposals for pair in p.pairs for i in pair if i not in boxes}
-            if missing:
-                result.errors.append(ErrorRow(image_id, "tag", "unknown_object",
-                                              f"pairs name boxes not in the image: {sorted(missing)[:5]}"))
-                continue
-            for proposal in proposals:
-                for (subject_id, object_id), confidence in score_proposal(proposal, boxes, image).items():
-                    result.scores.append(ScoredRelation(image_id, subject_id, object_id, proposal.relation,
+        for found in proposals_per_image(chunks, images, result.errors):
+            for proposal in found.proposals:
+                for (subject_id, object_id), confidence in score_proposal(proposal, found.boxes, found.image).items():
+                    result.scores.append(ScoredRelation(found.image_id, subject_id, object_id, proposal.relation,
                                                         confidence))
         return result
 

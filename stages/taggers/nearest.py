@@ -13,10 +13,10 @@ from collections import defaultdict
 from pathlib import Path
 
 from pipeline.config import TagConfig
-from pipeline.contracts import ErrorRow, Row
-from stages.taggers.base import ScoredRelation, Tagger, TaggerResult, boxes_by_id
+from pipeline.contracts import Row
+from stages.taggers.base import ScoredRelation, Tagger, TaggerResult
 from stages.taggers.geometry import box_iou, centre
-from stages.taggers.proposals import image_proposals
+from stages.taggers.proposals import proposals_per_image
 
 
 class NearestTagger(Tagger):
@@ -28,24 +28,14 @@ class NearestTagger(Tagger):
 
     def tag(self, chunks: list[Row], images: dict[int, Row], image_root: Path) -> TaggerResult:
         result = TaggerResult()
-        by_image: dict[int, list[Row]] = defaultdict(list)
-        for chunk in chunks:
-            by_image[chunk["image_id"]].append(chunk)
-        for image_id, image_chunks in by_image.items():
-            boxes = boxes_by_id(images[image_id])
-            proposals = image_proposals(image_chunks)
-            missing = {i for p in proposals for pair in p.pairs for i in pair if i not in boxes}
-            if missing:
-                result.errors.append(ErrorRow(image_id, "tag", "unknown_object",
-                                              f"pairs name boxes not in the image: {sorted(missing)[:5]}"))
-                continue
-            for proposal in proposals:
+        for found in proposals_per_image(chunks, images, result.errors):
+            for proposal in found.proposals:
                 subjects_of: dict[int, list[int]] = defaultdict(list)
                 for subject_id, object_id in proposal.pairs:
                     subjects_of[object_id].append(subject_id)
                 for object_id, subject_ids in subjects_of.items():
-                    best = _nearest(boxes[object_id], subject_ids, boxes)
-                    result.scores.append(ScoredRelation(image_id, best, object_id, proposal.relation, 1.0))
+                    best = _nearest(found.boxes[object_id], subject_ids, found.boxes)
+                    result.scores.append(ScoredRelation(found.image_id, best, object_id, proposal.relation, 1.0))
         return result
 
 

@@ -13,11 +13,13 @@ written before it existed read back with it null: number unknown).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from pipeline.contracts import Row
+from pipeline.contracts import ErrorRow, Row
 from stages.entity_number import UNKNOWN, EntityNumber, combine
+from stages.taggers.base import boxes_by_id
 from stages.vocab import class_key
 
 ProposalKey = tuple[str, str, str]  # (relation, subject class key, object class key)
@@ -68,3 +70,28 @@ def side_numbers(mentions: list[Row]) -> tuple[EntityNumber, EntityNumber]:
     subjects = [EntityNumber(m["subject_number"], m["subject_count"]) for m in mentions]
     objects = [EntityNumber(m["object_number"], m["object_count"]) for m in mentions]
     return combine(subjects), combine(objects)
+
+
+@dataclass
+class ImageProposals:
+    image_id: int
+    image: Row
+    boxes: dict[int, Row]  # object_id -> box row
+    proposals: list[Proposal]
+
+
+def proposals_per_image(chunks: Iterable[Row], images: dict[int, Row], errors: list[ErrorRow]) -> Iterator[ImageProposals]:
+    """Each image's proposals with its boxes; an image whose pairs name boxes it lacks becomes an error row."""
+    by_image: dict[int, list[Row]] = defaultdict(list)
+    for chunk in chunks:
+        by_image[chunk["image_id"]].append(chunk)
+    for image_id, image_chunks in by_image.items():
+        image = images[image_id]
+        boxes = boxes_by_id(image)
+        proposals = image_proposals(image_chunks)
+        missing = {i for p in proposals for pair in p.pairs for i in pair if i not in boxes}
+        if missing:
+            errors.append(ErrorRow(image_id, "tag", "unknown_object",
+                                   f"pairs name boxes not in the image: {sorted(missing)[:5]}"))
+            continue
+        yield ImageProposals(image_id, image, boxes, proposals)
