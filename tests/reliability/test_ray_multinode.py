@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.label import run_label
+from tests.net import free_loopback_port
 from tests.reliability.helpers import (
     PROJECT_ROOT,
     assert_committed_parts_intact,
@@ -43,12 +43,6 @@ RAY = Path(sys.executable).with_name("ray")
 # Each unit takes a second, so the run is still going when the second node is killed.
 SLOW_UNITS = "before_compute=sleep-1"
 START_TIMEOUT_S = 240
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _node_env(temp: Path) -> dict[str, str]:
@@ -96,7 +90,7 @@ def _digests(run_dir: Path) -> dict[str, str]:
 def test_second_node_killed_mid_run_finishes_with_identical_output(tmp_path):
     # Short socket paths: Ray's unix sockets live under the temp folder and must stay under ~100 bytes.
     temp = Path(tempfile.mkdtemp(prefix="rmn", dir="/tmp"))
-    port = _free_port()
+    port = free_loopback_port()
     address = f"127.0.0.1:{port}"
     head = _start_node(["--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
                         f"--temp-dir={temp}", '--resources={"head_node": 1}'], temp, tmp_path / "head.log")

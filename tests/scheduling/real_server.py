@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.net import free_loopback_port
 
 # A busy 2-core machine needs ~25 s to import the server and migrate its database; an idle one ~8 s.
 SERVER_START_TIMEOUT_S = 300
@@ -70,12 +71,6 @@ def _base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
     env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
     return env
-
-
-def free_loopback_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(home: Path) -> tuple[subprocess.Popen, RealPrefectServer]:

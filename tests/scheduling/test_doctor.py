@@ -10,7 +10,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.doctor import (FAIL, OK, WARN, DeploymentState, assess_scheduler, check_captioner,
                              check_prefect_api, check_ray, check_versions)
-from tests.scheduling.real_server import free_loopback_port
+from tests.net import free_loopback_port
 
 NOW = datetime.datetime(2026, 12, 1, 9, 0, tzinfo=datetime.timezone.utc)
 

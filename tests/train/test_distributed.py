@@ -10,6 +10,7 @@ import torch
 import torch.multiprocessing as mp
 
 from stages.train.checkpointing import load_train_state
+from tests.net import free_loopback_port
 from tests.train.shards import write_demo_run
 
 
@@ -32,21 +33,13 @@ def _rank_main(rank: int, world: int, port: int, config: dict, out: str) -> None
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_ranks_share_the_global_batch_and_stay_in_sync(tmp_path: Path) -> None:
     run = write_demo_run(tmp_path / "runs")
     config = {"preset": "tiny", "sources": [{"path": str(run)}], "output": str(tmp_path / "out"),
               "global_batch": 2, "max_steps": 2, "augment_scale": 0.15, "num_workers": 0, "pseudo_labels": False,
               "device": "cpu", "log_every": 1}
-    mp.start_processes(_rank_main, args=(2, _free_port(), config, str(tmp_path)), nprocs=2, join=True,
+    mp.start_processes(_rank_main, args=(2, free_loopback_port(), config, str(tmp_path)), nprocs=2, join=True,
                        start_method="spawn")
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
     assert [r["step"] for r in ranks] == [2, 2]
