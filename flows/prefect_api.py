@@ -39,11 +39,6 @@ def startup_timeout_s() -> int:
         raise OrchestratorUnavailable(f"{STARTUP_TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
 
 
-def configure_environment() -> None:
-    """Set our start-up timeout for Prefect to read, unless the user set one (call before importing Prefect)."""
-    os.environ.setdefault(STARTUP_TIMEOUT_ENV, str(DEFAULT_STARTUP_TIMEOUT_S))
-
-
 def ensure_prefect_api() -> str:
     """The API URL flows will use: ``PREFECT_API_URL`` if set (checked), else a temporary server started now."""
     from prefect.settings import PREFECT_API_URL

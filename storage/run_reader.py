@@ -87,10 +87,6 @@ class RunReader:
         opened = self._store(stage)
         return opened[0].committed_parts(opened[1]) if opened else []
 
-    def part_count(self, stage: str) -> int:
-        opened = self._store(stage)
-        return opened[1] if opened else 0
-
     def part_files(self, stage: str, errors: bool = False) -> list[tuple[int, Path]]:
         opened = self._store(stage)
         if opened is None:
